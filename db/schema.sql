@@ -1,0 +1,304 @@
+\restrict dbmate
+
+-- Dumped from database version 18.6
+-- Dumped by pg_dump version 18.6
+
+SET statement_timeout = 0;
+SET lock_timeout = 0;
+SET idle_in_transaction_session_timeout = 0;
+SET transaction_timeout = 0;
+SET client_encoding = 'UTF8';
+SET standard_conforming_strings = on;
+SELECT pg_catalog.set_config('search_path', '', false);
+SET check_function_bodies = false;
+SET xmloption = content;
+SET client_min_messages = warning;
+SET row_security = off;
+
+--
+-- Name: inbound_events_notify_v1(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.inbound_events_notify_v1() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM inserted_rows) THEN
+        PERFORM pg_notify('inbound_events', '');
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+
+SET default_tablespace = '';
+
+SET default_table_access_method = heap;
+
+--
+-- Name: conversations; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.conversations (
+    id bigint NOT NULL,
+    kind text NOT NULL,
+    participant_a text NOT NULL,
+    participant_b text NOT NULL,
+    message_count integer DEFAULT 0 NOT NULL,
+    last_activity_at timestamp with time zone NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT conversations_kind_check CHECK ((kind = ANY (ARRAY['sms'::text, 'email'::text]))),
+    CONSTRAINT conversations_message_count_check CHECK ((message_count >= 0)),
+    CONSTRAINT conversations_participants_ordered CHECK ((participant_a <= participant_b))
+);
+
+
+--
+-- Name: conversations_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.conversations ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.conversations_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: inbound_events; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.inbound_events (
+    id bigint NOT NULL,
+    channel text NOT NULL,
+    provider_message_id text NOT NULL,
+    message_type text NOT NULL,
+    from_address text NOT NULL,
+    to_address text NOT NULL,
+    payload jsonb NOT NULL,
+    status text DEFAULT 'received'::text NOT NULL,
+    attempt_count integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    processor_id text,
+    claimed_at timestamp with time zone,
+    last_error text,
+    received_at timestamp with time zone DEFAULT now() NOT NULL,
+    processed_at timestamp with time zone,
+    CONSTRAINT inbound_events_attempt_count_check CHECK ((attempt_count >= 0)),
+    CONSTRAINT inbound_events_channel_check CHECK ((channel = ANY (ARRAY['sms'::text, 'email'::text]))),
+    CONSTRAINT inbound_events_channel_matches_type CHECK ((((channel = 'sms'::text) AND (message_type = ANY (ARRAY['sms'::text, 'mms'::text]))) OR ((channel = 'email'::text) AND (message_type = 'email'::text)))),
+    CONSTRAINT inbound_events_message_type_check CHECK ((message_type = ANY (ARRAY['sms'::text, 'mms'::text, 'email'::text]))),
+    CONSTRAINT inbound_events_processing_has_claim CHECK (((status <> 'processing'::text) OR ((processor_id IS NOT NULL) AND (claimed_at IS NOT NULL)))),
+    CONSTRAINT inbound_events_provider_message_id_check CHECK (((length(provider_message_id) >= 1) AND (length(provider_message_id) <= 256))),
+    CONSTRAINT inbound_events_status_check CHECK ((status = ANY (ARRAY['received'::text, 'processing'::text, 'processed'::text, 'error'::text, 'dead_letter'::text])))
+);
+
+
+--
+-- Name: inbound_events_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.inbound_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.inbound_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: messages; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.messages (
+    id bigint NOT NULL,
+    conversation_id bigint NOT NULL,
+    inbound_event_id bigint,
+    direction text NOT NULL,
+    message_type text NOT NULL,
+    from_address text NOT NULL,
+    to_address text NOT NULL,
+    body text NOT NULL,
+    attachments jsonb DEFAULT '[]'::jsonb NOT NULL,
+    sent_at timestamp with time zone NOT NULL,
+    status text NOT NULL,
+    provider_message_id text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT messages_attachments_check CHECK ((jsonb_typeof(attachments) = 'array'::text)),
+    CONSTRAINT messages_direction_check CHECK ((direction = ANY (ARRAY['inbound'::text, 'outbound'::text]))),
+    CONSTRAINT messages_inbound_has_event CHECK (((direction <> 'inbound'::text) OR (inbound_event_id IS NOT NULL))),
+    CONSTRAINT messages_message_type_check CHECK ((message_type = ANY (ARRAY['sms'::text, 'mms'::text, 'email'::text]))),
+    CONSTRAINT messages_status_check CHECK ((status = ANY (ARRAY['received'::text, 'queued'::text, 'sent'::text, 'failed'::text])))
+);
+
+
+--
+-- Name: messages_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.messages ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.messages_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: schema_migrations; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.schema_migrations (
+    version character varying NOT NULL
+);
+
+
+--
+-- Name: schema_triggers; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.schema_triggers (
+    file text NOT NULL,
+    sha256 text NOT NULL,
+    applied_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+
+--
+-- Name: conversations conversations_kind_participants_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.conversations
+    ADD CONSTRAINT conversations_kind_participants_key UNIQUE (kind, participant_a, participant_b);
+
+
+--
+-- Name: conversations conversations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.conversations
+    ADD CONSTRAINT conversations_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: inbound_events inbound_events_channel_provider_message_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.inbound_events
+    ADD CONSTRAINT inbound_events_channel_provider_message_id_key UNIQUE (channel, provider_message_id);
+
+
+--
+-- Name: inbound_events inbound_events_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.inbound_events
+    ADD CONSTRAINT inbound_events_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: messages messages_inbound_event_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.messages
+    ADD CONSTRAINT messages_inbound_event_id_key UNIQUE (inbound_event_id);
+
+
+--
+-- Name: messages messages_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.messages
+    ADD CONSTRAINT messages_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: schema_migrations schema_migrations_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.schema_migrations
+    ADD CONSTRAINT schema_migrations_pkey PRIMARY KEY (version);
+
+
+--
+-- Name: schema_triggers schema_triggers_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.schema_triggers
+    ADD CONSTRAINT schema_triggers_pkey PRIMARY KEY (file);
+
+
+--
+-- Name: conversations_last_activity_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX conversations_last_activity_idx ON public.conversations USING btree (last_activity_at DESC, id DESC);
+
+
+--
+-- Name: inbound_events_claimed_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX inbound_events_claimed_idx ON public.inbound_events USING btree (claimed_at) WHERE (status = 'processing'::text);
+
+
+--
+-- Name: inbound_events_due_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX inbound_events_due_idx ON public.inbound_events USING btree (next_attempt_at) WHERE (status = ANY (ARRAY['received'::text, 'error'::text]));
+
+
+--
+-- Name: messages_conversation_sent_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX messages_conversation_sent_at_idx ON public.messages USING btree (conversation_id, sent_at, id);
+
+
+--
+-- Name: inbound_events inbound_events_notify; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER inbound_events_notify AFTER INSERT ON public.inbound_events REFERENCING NEW TABLE AS inserted_rows FOR EACH STATEMENT EXECUTE FUNCTION public.inbound_events_notify_v1();
+
+
+--
+-- Name: messages messages_conversation_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.messages
+    ADD CONSTRAINT messages_conversation_id_fkey FOREIGN KEY (conversation_id) REFERENCES public.conversations(id);
+
+
+--
+-- Name: messages messages_inbound_event_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.messages
+    ADD CONSTRAINT messages_inbound_event_id_fkey FOREIGN KEY (inbound_event_id) REFERENCES public.inbound_events(id);
+
+
+--
+-- PostgreSQL database dump complete
+--
+
+\unrestrict dbmate
+
+
+--
+-- Dbmate schema migrations
+--
+
+INSERT INTO public.schema_migrations (version) VALUES
+    ('20261127000001'),
+    ('20261127000002'),
+    ('20261127000003'),
+    ('20261127000004');

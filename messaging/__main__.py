@@ -1,0 +1,3 @@
+from messaging.cli import main
+
+main()

@@ -1,0 +1,61 @@
+"""The aiohttp application: routes, middlewares, and the resources it owns.
+
+Every resource (the pool, the ingest writers, later the worker) is opened and
+closed in a cleanup context, so that shutdown closes them in reverse order and
+nothing outlives the app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from messaging.config import Settings
+from messaging.http import health, webhooks
+from messaging.http.keys import EVENT_WRITER, METRICS, POOL, SETTINGS
+from messaging.http.problems import errors_to_problems, negotiate_json, request_context
+from messaging.metrics import Metrics
+from messaging.store.db import create_pool
+from messaging.store.ingest import EventWriter
+
+
+def init_app(settings: Settings) -> web.Application:
+    """Build the app for a settings object whose database_url is resolved."""
+    if settings.database_url is None:
+        raise ValueError("init_app needs settings.database_url (the CLI resolves it)")
+    app = web.Application(
+        middlewares=[request_context, errors_to_problems, negotiate_json],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[METRICS] = Metrics()
+    app[health.READINESS_CHECKS] = []
+    app.add_routes(webhooks.routes())
+    app.add_routes(health.routes())
+    app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_event_writer)
+    return app
+
+
+async def _database(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    assert settings.database_url is not None
+    app[POOL] = await create_pool(settings.database_url, size=settings.pool_size)
+    yield
+    await app[POOL].close()
+
+
+async def _event_writer(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    writer = EventWriter(
+        app[POOL],
+        app[METRICS],
+        writers=settings.ingest_writers,
+        max_batch=settings.ingest_max_batch,
+        group_commit=settings.group_commit,
+    )
+    writer.start()
+    app[EVENT_WRITER] = writer
+    yield
+    await writer.close()

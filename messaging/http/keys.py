@@ -1,0 +1,15 @@
+"""Typed application keys: what the app's cleanup contexts put in place."""
+
+from __future__ import annotations
+
+import asyncpg
+from aiohttp import web
+
+from messaging.config import Settings
+from messaging.metrics import Metrics
+from messaging.store.ingest import EventWriter
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", Metrics)
+POOL = web.AppKey("pool", asyncpg.Pool)
+EVENT_WRITER = web.AppKey("event_writer", EventWriter)

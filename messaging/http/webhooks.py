@@ -1,0 +1,66 @@
+"""Provider webhooks: validate, store durably (group commit), answer 202.
+
+POST /api/webhooks/sms    inbound SMS and MMS from the SMS provider
+POST /api/webhooks/email  inbound email from the email provider
+
+202 means the event's row is committed. A provider's retry (same channel and
+provider id) answers 202 again with the same id and stores nothing new.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from messaging.errors import DatabaseUnavailable, InvalidRequest
+from messaging.http.keys import EVENT_WRITER, METRICS
+from messaging.http.problems import read_json
+from messaging.payloads import InboundEvent, parse_email_webhook, parse_sms_webhook
+
+Parser = Callable[[dict[str, Any]], InboundEvent]
+
+
+async def sms_webhook(request: web.Request) -> web.Response:
+    return await _ingest(request, "sms", parse_sms_webhook)
+
+
+async def email_webhook(request: web.Request) -> web.Response:
+    return await _ingest(request, "email", parse_email_webhook)
+
+
+async def _ingest(request: web.Request, channel: str, parse: Parser) -> web.Response:
+    started = time.perf_counter()
+    metrics = request.app[METRICS]
+    outcome = "error"
+    try:
+        event = parse(await read_json(request))
+        stored = await request.app[EVENT_WRITER].store(event)
+        outcome = "accepted" if stored.created else "duplicate"
+    except InvalidRequest:
+        outcome = "invalid"
+        raise
+    except DatabaseUnavailable:
+        outcome = "unavailable"
+        raise
+    finally:
+        metrics.webhook(channel, outcome, time.perf_counter() - started)
+    return web.json_response(
+        {
+            "id": stored.id,
+            "status": "accepted",
+            "duplicate": not stored.created,
+            "channel": event.channel,
+            "provider_message_id": event.provider_message_id,
+        },
+        status=202,
+    )
+
+
+def routes() -> list[web.RouteDef]:
+    return [
+        web.post("/api/webhooks/sms", sms_webhook),
+        web.post("/api/webhooks/email", email_webhook),
+    ]

@@ -1,0 +1,105 @@
+"""Prometheus metrics (aioprometheus), one registry per app.
+
+A registry per app rather than the library's global one, so that several apps
+in one process (the tests) never share counters.
+"""
+
+from __future__ import annotations
+
+from aioprometheus.collectors import Counter, Gauge, Histogram, Registry
+from aioprometheus.renderer import render
+
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
+)  # fmt: skip
+_BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+
+
+class Metrics:
+    """Every metric the service exports, with methods named for what happened."""
+
+    def __init__(self) -> None:
+        self.registry = Registry()
+        r = self.registry
+        self.webhooks = Counter(
+            "messaging_webhooks_total", "Provider webhooks by channel and outcome.", registry=r
+        )
+        self.ingest_latency = Histogram(
+            "messaging_ingest_seconds",
+            "Time from a webhook's arrival to its answer, by channel.",
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.ingest_batch = Histogram(
+            "messaging_ingest_batch_size",
+            "Webhooks stored per group commit.",
+            registry=r,
+            buckets=_BATCH_BUCKETS,
+        )
+        self.ingest_commits = Counter(
+            "messaging_ingest_commits_total", "Commits made by the ingest path.", registry=r
+        )
+        self.ingest_commit_latency = Histogram(
+            "messaging_ingest_commit_seconds",
+            "Duration of one group commit (INSERT and COMMIT).",
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        # Worker metrics (worker/).
+        self.events_queued = Gauge(
+            "messaging_events_queued", "Inbound events due for processing.", registry=r
+        )
+        self.events_claimed = Counter(
+            "messaging_events_claimed_total", "Inbound events claimed by a worker.", registry=r
+        )
+        self.events_processed = Counter(
+            "messaging_events_processed_total", "Inbound events processed.", registry=r
+        )
+        self.events_errored = Counter(
+            "messaging_events_errored_total", "Inbound event attempts that failed.", registry=r
+        )
+        self.events_dead_lettered = Counter(
+            "messaging_events_dead_lettered_total",
+            "Inbound events given up on after the last retry.",
+            registry=r,
+        )
+        self.events_stale_claims = Counter(
+            "messaging_events_stale_claims_total",
+            "Claims returned by the sweep after the claim timeout (a crashed worker).",
+            registry=r,
+        )
+        self.worker_batch = Histogram(
+            "messaging_worker_batch_size",
+            "Events per claimed batch.",
+            registry=r,
+            buckets=_BATCH_BUCKETS,
+        )
+        self.processing_latency = Histogram(
+            "messaging_event_latency_seconds",
+            "Time from an event's receipt to its message's commit.",
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.listener_reconnects = Counter(
+            "messaging_listener_reconnects_total",
+            "Times the LISTEN connection was re-established.",
+            registry=r,
+        )
+        self.notification_queue_usage = Gauge(
+            "messaging_pg_notification_queue_usage",
+            "pg_notification_queue_usage(): fraction of the NOTIFY queue in use.",
+            registry=r,
+        )
+
+    def webhook(self, channel: str, outcome: str, seconds: float) -> None:
+        self.webhooks.inc({"channel": channel, "outcome": outcome})
+        self.ingest_latency.add({"channel": channel}, seconds)
+
+    def ingest_committed(self, rows: int, seconds: float) -> None:
+        self.ingest_commits.inc({})
+        self.ingest_batch.add({}, rows)
+        self.ingest_commit_latency.add({}, seconds)
+
+    def render(self, accept: list[str]) -> tuple[bytes, dict[str, str]]:
+        content, headers = render(self.registry, accept)
+        return content, dict(headers)

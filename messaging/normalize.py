@@ -1,0 +1,62 @@
+"""Address normalisation: the single definition of when two addresses are the same.
+
+Phone numbers become E.164 (+ and up to 15 digits); email addresses are
+case-folded. A conversation's key is its channel kind and its two normalised
+participants in sorted order, so that both directions meet in one conversation.
+"""
+
+from __future__ import annotations
+
+import re
+
+_PHONE_FORMATTING = re.compile(r"[\s().\-/]")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+# Deliberately simple: one @, no spaces or control characters, a dotted domain
+# of letters, digits and hyphens. The provider delivers; we only need a stable key.
+_EMAIL = re.compile(
+    r"[^\s@<>()\[\],;:\"\\\x00-\x1f\x7f]{1,64}"
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+)
+
+
+def normalize_phone(raw: str) -> str | None:
+    """E.164 form of a phone number, or None when it is not one.
+
+    Formatting characters (spaces, dashes, dots, parentheses) are dropped; a
+    leading 00 means +; a bare ten-digit number is taken as North American (+1).
+    """
+    value = raw.strip()
+    if value.lower().startswith("tel:"):
+        value = value[4:]
+    value = _PHONE_FORMATTING.sub("", value)
+    if value.startswith("00"):
+        value = "+" + value[2:]
+    if not value.startswith("+"):
+        if len(value) == 10 and value.isdigit():
+            value = "+1" + value
+        elif len(value) == 11 and value.startswith("1") and value.isdigit():
+            value = "+" + value
+    return value if _E164.fullmatch(value) else None
+
+
+def normalize_email(raw: str) -> str | None:
+    """Case-folded email address, or None when it is not one.
+
+    A display-name form such as ``Ann <ann@example.com>`` gives the bare address.
+    """
+    value = raw.strip()
+    if value.endswith(">") and "<" in value:
+        value = value[value.rindex("<") + 1 : -1].strip()
+    if len(value) > 254 or not _EMAIL.fullmatch(value):
+        return None
+    return value.lower()
+
+
+def conversation_key(kind: str, a: str, b: str) -> tuple[str, str, str]:
+    """(kind, lower participant, higher participant): the unique key of a conversation."""
+    return (kind, a, b) if a <= b else (kind, b, a)
+
+
+def channel_kind(message_type: str) -> str:
+    """SMS and MMS share a conversation kind; email has its own."""
+    return "email" if message_type == "email" else "sms"

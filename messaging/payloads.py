@@ -1,0 +1,250 @@
+"""Parsing and validation of request bodies: from raw bytes to typed values.
+
+Pure functions, no I/O. Every problem found is reported with the JSON pointer of
+its field, and all problems of a body are reported together. Hostile input
+(deep nesting, NUL characters, lone surrogates, non-finite or enormous numbers,
+huge strings or lists) is rejected here, so nothing downstream ever sees it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from messaging.errors import FieldError, InvalidRequest
+from messaging.normalize import normalize_email, normalize_phone
+
+MAX_DEPTH = 16
+MAX_BODY_CHARS = 100_000
+MAX_ID_CHARS = 256
+MAX_ATTACHMENTS = 10
+MAX_URL_CHARS = 2048
+
+_RFC3339 = re.compile(
+    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
+)
+_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundEvent:
+    """A validated provider webhook, ready to be stored."""
+
+    channel: str  # 'sms' (SMS and MMS) or 'email'
+    provider_message_id: str
+    message_type: str  # 'sms', 'mms' or 'email'
+    from_address: str  # normalised
+    to_address: str  # normalised
+    payload: str  # the body as received, re-serialised as JSON text
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """The JSON object in a request body, or InvalidRequest (400)."""
+    try:
+        text = raw.decode("utf-8")
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise InvalidRequest(f"The body is not valid JSON: {_short(exc)}") from None
+    if not isinstance(value, dict):
+        raise InvalidRequest("The body must be a JSON object.")
+    problem = _hostile(value, "", 0)
+    if problem:
+        raise InvalidRequest("The body contains a value this service does not accept.", [problem])
+    return value
+
+
+def parse_sms_webhook(body: dict[str, Any]) -> InboundEvent:
+    """Validate an inbound SMS/MMS from the SMS provider."""
+    v = _Validator(body)
+    message_type = v.choice("type", ("sms", "mms"))
+    provider_id = v.identifier("messaging_provider_id")
+    sender = v.address("from", normalize_phone, "a phone number (E.164, e.g. +12016661234)")
+    recipient = v.address("to", normalize_phone, "a phone number (E.164, e.g. +12016661234)")
+    v.message_body("body", allow_empty=message_type == "mms")
+    v.attachments("attachments", required=message_type == "mms", allowed=message_type != "sms")
+    v.timestamp("timestamp")
+    v.raise_if_invalid("The SMS webhook is not valid.")
+    return InboundEvent(
+        channel="sms",
+        provider_message_id=provider_id,
+        message_type=message_type,
+        from_address=sender,
+        to_address=recipient,
+        payload=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+    )
+
+
+def parse_email_webhook(body: dict[str, Any]) -> InboundEvent:
+    """Validate an inbound email from the email provider."""
+    v = _Validator(body)
+    provider_id = v.identifier("xillio_id")
+    sender = v.address("from", normalize_email, "an email address")
+    recipient = v.address("to", normalize_email, "an email address")
+    v.message_body("body", allow_empty=False)
+    v.attachments("attachments", required=False, allowed=True)
+    v.timestamp("timestamp")
+    v.raise_if_invalid("The email webhook is not valid.")
+    return InboundEvent(
+        channel="email",
+        provider_message_id=provider_id,
+        message_type="email",
+        from_address=sender,
+        to_address=recipient,
+        payload=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+    )
+
+
+def parse_timestamp(raw: str) -> datetime | None:
+    """An RFC 3339 timestamp as an aware UTC datetime, or None."""
+    if not _RFC3339.fullmatch(raw):
+        return None
+    try:
+        parsed = datetime.fromisoformat(raw.upper().replace(" ", "T").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed.astimezone(UTC)
+
+
+class _Validator:
+    """Collects field errors for one JSON object instead of stopping at the first."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.body = body
+        self.errors: list[FieldError] = []
+
+    def fail(self, name: str, message: str) -> None:
+        self.errors.append(FieldError(f"/{name}", message))
+
+    def raise_if_invalid(self, detail: str) -> None:
+        if self.errors:
+            raise InvalidRequest(detail, self.errors)
+
+    def string(self, name: str) -> str | None:
+        value = self.body.get(name)
+        if value is None:
+            self.fail(name, "is required")
+            return None
+        if not isinstance(value, str):
+            self.fail(name, "must be a string")
+            return None
+        return value
+
+    def choice(self, name: str, choices: tuple[str, ...]) -> str:
+        value = self.string(name)
+        if value is not None and value not in choices:
+            self.fail(name, f"must be one of: {', '.join(choices)}")
+        return value or choices[0]
+
+    def identifier(self, name: str) -> str:
+        value = self.string(name)
+        if value is not None and not 1 <= len(value.strip()) <= MAX_ID_CHARS:
+            self.fail(name, f"must be 1 to {MAX_ID_CHARS} characters")
+        return (value or "").strip()
+
+    def address(self, name: str, normalize: Callable[[str], str | None], what: str) -> str:
+        value = self.string(name)
+        if value is None:
+            return ""
+        normalized = normalize(value) if len(value) <= 320 else None
+        if normalized is None:
+            self.fail(name, f"must be {what}")
+        return normalized or ""
+
+    def message_body(self, name: str, *, allow_empty: bool) -> None:
+        value = self.body.get(name)
+        if value is None and allow_empty:
+            return
+        value = self.string(name)
+        if value is None:
+            return
+        if not allow_empty and not value.strip():
+            self.fail(name, "must not be empty")
+        elif len(value) > MAX_BODY_CHARS:
+            self.fail(name, f"must be at most {MAX_BODY_CHARS} characters")
+
+    def attachments(self, name: str, *, required: bool, allowed: bool) -> None:
+        value = self.body.get(name)
+        if value is None or value == []:
+            if required:
+                self.fail(name, "must list at least one attachment URL")
+            return
+        if not isinstance(value, list):
+            self.fail(name, "must be a list of URLs or null")
+            return
+        if not allowed:
+            self.fail(name, "an SMS carries no attachments (send type mms)")
+            return
+        if len(value) > MAX_ATTACHMENTS:
+            self.fail(name, f"must list at most {MAX_ATTACHMENTS} URLs")
+            return
+        for i, url in enumerate(value):
+            if not isinstance(url, str) or len(url) > MAX_URL_CHARS or not _URL.fullmatch(url):
+                self.fail(f"{name}/{i}", "must be an http(s) URL")
+
+    def timestamp(self, name: str) -> None:
+        value = self.string(name)
+        if value is not None and parse_timestamp(value) is None:
+            self.fail(name, "must be an RFC 3339 date-time, e.g. 2024-11-01T14:00:00Z")
+
+
+def _hostile(value: Any, pointer: str, depth: int) -> FieldError | None:
+    """The first value PostgreSQL's jsonb or our limits cannot take, if any."""
+    if depth > MAX_DEPTH:
+        return FieldError(pointer or "/", f"nests deeper than {MAX_DEPTH} levels")
+    if isinstance(value, str):
+        return _bad_string(value, pointer)
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return None if abs(value) < 10**18 else FieldError(pointer, "number is too large")
+    if isinstance(value, float):
+        return None if math.isfinite(value) else FieldError(pointer, "number is not finite")
+    if isinstance(value, list):
+        if len(value) > 1000:
+            return FieldError(pointer, "list is too long")
+        for i, item in enumerate(value):
+            problem = _hostile(item, f"{pointer}/{i}", depth + 1)
+            if problem:
+                return problem
+        return None
+    if isinstance(value, dict):
+        if len(value) > 1000:
+            return FieldError(pointer, "object has too many members")
+        for key, item in value.items():
+            key_problem = _bad_string(key, pointer)
+            if key_problem:
+                return key_problem
+            problem = _hostile(item, f"{pointer}/{_escape(key)}", depth + 1)
+            if problem:
+                return problem
+        return None
+    return FieldError(pointer, "unsupported value")
+
+
+def _bad_string(value: str, pointer: str) -> FieldError | None:
+    if "\x00" in value:
+        return FieldError(pointer or "/", "contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return FieldError(pointer or "/", "contains an unpaired surrogate")
+    return None
+
+
+def _escape(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")[:100]
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _short(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).splitlines()[0][:200]

@@ -1,0 +1,1 @@
+"""The stores: the only code that talks to the database."""

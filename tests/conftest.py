@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+from aiohttp.test_utils import TestClient
+
+from messaging.app import init_app
+from messaging.config import Settings
+from tests.pg import Server, fresh_database, template_database, test_server
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Server]:
+    with test_server(os.environ.get("TEST_DATABASE_URL")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: Server) -> Iterator[str]:
+    with template_database(pg_server) as name:
+        yield name
+
+
+@pytest.fixture
+def database_url(pg_server: Server, pg_template: str) -> Iterator[str]:
+    """A fresh, migrated database for this test."""
+    with fresh_database(pg_server, pg_template) as url:
+        yield url
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(database_url=database_url, log_format="text")
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A direct connection to the test's database, for arranging and asserting."""
+    conn = await asyncpg.connect(database_url)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def client(aiohttp_client: object, settings: Settings) -> TestClient:  # type: ignore[type-arg]
+    return await aiohttp_client(init_app(settings))  # type: ignore[operator,no-any-return]

@@ -1,0 +1,56 @@
+import pytest
+
+from messaging.config import ConfigError, Settings
+
+
+def test_defaults_without_environment() -> None:
+    settings = Settings.from_env({})
+    assert settings.database_url is None
+    assert (settings.host, settings.port) == ("127.0.0.1", 8080)
+
+
+def test_reads_every_knob() -> None:
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": "postgresql://x@h/db",
+            "PORT": "9000",
+            "MESSAGING_BATCH_SIZE": "50",
+            "MESSAGING_CLAIM_TIMEOUT_SECS": "2.5",
+            "MESSAGING_MAX_RETRIES": "3",
+            "MESSAGING_BACKOFF_BASE_MS": "10",
+            "MESSAGING_SWEEP_INTERVAL_MS": "250",
+            "MESSAGING_MAX_BODY_BYTES": "2048",
+            "MESSAGING_GROUP_COMMIT": "off",
+        }
+    )
+    assert settings.database_url == "postgresql://x@h/db"
+    assert settings.port == 9000
+    assert settings.batch_size == 50
+    assert settings.claim_timeout_secs == 2.5
+    assert settings.max_retries == 3
+    assert settings.backoff_base_ms == 10
+    assert settings.sweep_interval_ms == 250
+    assert settings.max_body_bytes == 2048
+    assert settings.group_commit is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORT", "eighty"),
+        ("PORT", "70000"),
+        ("MESSAGING_BATCH_SIZE", "0"),
+        ("MESSAGING_CLAIM_TIMEOUT_SECS", "soon"),
+        ("MESSAGING_GROUP_COMMIT", "maybe"),
+        ("LOG_LEVEL", "LOUD"),
+    ],
+)
+def test_bad_value_names_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({name: value})
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(AttributeError):
+        settings.port = 1  # type: ignore[misc]

@@ -1,0 +1,51 @@
+import pytest
+
+from messaging.normalize import channel_kind, conversation_key, normalize_email, normalize_phone
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("+12016661234", "+12016661234"),
+        ("+1 (201) 666-1234", "+12016661234"),
+        ("201.666.1234", "+12016661234"),
+        ("12016661234", "+12016661234"),
+        ("tel:+44 20 7946 0958", "+442079460958"),
+        ("0044 20 7946 0958", "+442079460958"),
+        ("+0123456789", None),
+        ("12345", None),
+        ("+1201666123456789", None),
+        ("not a number", None),
+        ("", None),
+    ],
+)
+def test_normalize_phone(raw: str, expected: str | None) -> None:
+    assert normalize_phone(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("user@usehatchapp.com", "user@usehatchapp.com"),
+        ("  Contact@Gmail.COM ", "contact@gmail.com"),
+        ("Ann Example <Ann@Example.org>", "ann@example.org"),
+        ("no-at-sign", None),
+        ("a@b", None),
+        ("two@@example.com", None),
+        ("spa ce@example.com", None),
+        ("x" * 65 + "@example.com", None),
+    ],
+)
+def test_normalize_email(raw: str, expected: str | None) -> None:
+    assert normalize_email(raw) == expected
+
+
+def test_both_directions_share_a_key() -> None:
+    assert conversation_key("sms", "+18045551234", "+12016661234") == conversation_key(
+        "sms", "+12016661234", "+18045551234"
+    )
+
+
+def test_sms_and_mms_share_a_kind_email_apart() -> None:
+    assert channel_kind("sms") == channel_kind("mms") == "sms"
+    assert channel_kind("email") == "email"
