@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+PY_DIRS := messaging tests $(wildcard bench)
 
 .DEFAULT_GOAL := help
 .PHONY: help install run serve-api worker migrate schema test test-pg15 lint fmt bench bench-quick clean
@@ -33,13 +34,13 @@ test: $(STAMP) ## run the tests (embedded PostgreSQL unless TEST_DATABASE_URL is
 	$(BIN)/pytest -q
 
 lint: $(STAMP) ## ruff and mypy (strict on the package)
-	$(BIN)/ruff check messaging tests bench
-	$(BIN)/ruff format --check messaging tests bench
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
 	$(BIN)/mypy
 
 fmt: $(STAMP) ## format and fix what ruff can
-	$(BIN)/ruff format messaging tests bench
-	$(BIN)/ruff check --fix messaging tests bench
+	$(BIN)/ruff format $(PY_DIRS)
+	$(BIN)/ruff check --fix $(PY_DIRS)
 
 clean: ## remove the virtualenv and caches (keeps the embedded database's data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
