@@ -3,6 +3,8 @@
 
 PYTHON ?= python3
 VENV   := .venv
+# bench/ is optional: a checkout without it still lints.
+LINTED := $(wildcard messaging tests bench)
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
@@ -33,13 +35,13 @@ test: $(STAMP) ## run the tests (embedded PostgreSQL unless TEST_DATABASE_URL is
 	$(BIN)/pytest -q
 
 lint: $(STAMP) ## ruff and mypy (strict on the package)
-	$(BIN)/ruff check messaging tests bench
-	$(BIN)/ruff format --check messaging tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 fmt: $(STAMP) ## format and fix what ruff can
-	$(BIN)/ruff format messaging tests bench
-	$(BIN)/ruff check --fix messaging tests bench
+	$(BIN)/ruff format $(LINTED)
+	$(BIN)/ruff check --fix $(LINTED)
 
 clean: ## remove the virtualenv and caches (keeps the embedded database's data)
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
