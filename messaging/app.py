@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from messaging.config import Settings
-from messaging.http import health, webhooks
+from messaging.http import conversations, health, webhooks
 from messaging.http.keys import EVENT_WRITER, METRICS, POOL, SETTINGS
 from messaging.http.problems import errors_to_problems, negotiate_json, request_context
 from messaging.metrics import Metrics
@@ -32,6 +32,7 @@ def init_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app[health.READINESS_CHECKS] = []
     app.add_routes(webhooks.routes())
+    app.add_routes(conversations.routes())
     app.add_routes(health.routes())
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_event_writer)

@@ -16,7 +16,8 @@ class MessagingError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
-    """One thing wrong with a request: which field (a JSON pointer) and why."""
+    """One thing wrong with a request: which field (a JSON pointer into the body,
+    or a query parameter's name) and why."""
 
     field: str
     message: str

@@ -1,4 +1,5 @@
-"""Parsing and validation of request bodies: from raw bytes to typed values.
+"""Parsing and validation of request input: from raw bytes and query strings to
+typed values.
 
 Pure functions, no I/O. Every problem found is reported with the JSON pointer of
 its field, and all problems of a body are reported together. Hostile input
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,11 +25,19 @@ MAX_BODY_CHARS = 100_000
 MAX_ID_CHARS = 256
 MAX_ATTACHMENTS = 10
 MAX_URL_CHARS = 2048
+# Lists: pageSize missing or 0 means the default; a larger one is cut to the bound.
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+# Far past the end of any list, yet small enough that (page - 1) * MAX_PAGE_SIZE
+# stays a bigint.
+MAX_PAGE = 1_000_000_000
 
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
 )
 _URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.IGNORECASE)
+# ASCII digits only: int() would also take "1_000", " 7" and non-ASCII digits.
+_INTEGER = re.compile(r"-?[0-9]{1,20}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +50,47 @@ class InboundEvent:
     from_address: str  # normalised
     to_address: str  # normalised
     payload: str  # the body as received, re-serialised as JSON text
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """Which page of a list to answer (1-based) and how many items a page holds."""
+
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+def parse_page(query: Mapping[str, str]) -> PageRequest:
+    """The `page` and `pageSize` query parameters of a list request, or InvalidRequest
+    (400) naming each bad one. Missing page: 1. Missing or 0 pageSize: the default;
+    above the bound: the bound."""
+    errors: list[FieldError] = []
+    page = _query_integer(query, "page", errors)
+    page_size = _query_integer(query, "pageSize", errors)
+    if page is not None and not 1 <= page <= MAX_PAGE:
+        errors.append(FieldError("page", f"must be an integer from 1 to {MAX_PAGE}"))
+    if page_size is not None and page_size < 0:
+        errors.append(FieldError("pageSize", f"must be an integer from 0 to {MAX_PAGE_SIZE}"))
+    if errors:
+        raise InvalidRequest("The page parameters are not valid.", errors)
+    return PageRequest(
+        page=page or 1,
+        page_size=min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+    )
+
+
+def _query_integer(query: Mapping[str, str], name: str, errors: list[FieldError]) -> int | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if not _INTEGER.fullmatch(raw):
+        errors.append(FieldError(name, "must be an integer"))
+        return None
+    return int(raw)
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
