@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import pytest
 from aiohttp.test_utils import TestClient
 
 from tests.arrange import conversation, message
@@ -159,29 +158,28 @@ async def test_messages_oldest_first_stable_by_id(client: Client, db: asyncpg.Co
     assert listing["items"][0]["last_message"]["id"] == late
 
 
-@pytest.mark.parametrize(
-    ("query", "page", "page_size", "count"),
-    [
-        ("", 1, 50, 50),
-        ("?pageSize=0", 1, 50, 50),
-        ("?pageSize=7&page=2", 2, 7, 7),
-        ("?pageSize=1000", 1, 200, 200),
-        ("?page=3&pageSize=100", 3, 100, 50),
-        ("?page=4&pageSize=100", 4, 100, 0),
-        ("?page=999999999", 999999999, 50, 0),
-    ],
-)
-async def test_message_pages(
-    client: Client, db: asyncpg.Connection, query: str, page: int, page_size: int, count: int
-) -> None:
+MESSAGE_PAGES = [
+    # query, page, page_size, items on the page
+    ("", 1, 50, 50),
+    ("?pageSize=0", 1, 50, 50),
+    ("?pageSize=7&page=2", 2, 7, 7),
+    ("?pageSize=1000", 1, 200, 200),
+    ("?page=3&pageSize=100", 3, 100, 50),
+    ("?page=4&pageSize=100", 4, 100, 0),
+    ("?page=999999999", 999999999, 50, 0),
+]
+
+
+async def test_message_pages(client: Client, db: asyncpg.Connection) -> None:
     cid = await conversation(db, "sms", "+12016661234", "+18045551234")
     await fill_messages(db, cid, 250)
-    body = await get(client, f"/api/conversations/{cid}/messages{query}")
-    assert body["meta"] == {"page": page, "page_size": page_size, "total": 250}
-    assert len(body["items"]) == count
-    if count:
+    for query, page, page_size, count in MESSAGE_PAGES:
+        body = await get(client, f"/api/conversations/{cid}/messages{query}")
+        assert body["meta"] == {"page": page, "page_size": page_size, "total": 250}, query
         first = (page - 1) * page_size + 1
-        assert [m["body"] for m in body["items"]] == [f"m{i}" for i in range(first, first + count)]
+        assert [m["body"] for m in body["items"]] == [
+            f"m{i}" for i in range(first, first + count)
+        ], query
 
 
 async def test_conversation_pages(client: Client, db: asyncpg.Connection) -> None:
@@ -196,37 +194,35 @@ async def test_conversation_pages(client: Client, db: asyncpg.Connection) -> Non
     assert past == {"items": [], "meta": {"page": 3, "page_size": 50, "total": 60}}
 
 
-@pytest.mark.parametrize(
-    ("query", "fields"),
-    [
-        ("?page=0", {"page"}),
-        ("?page=-1", {"page"}),
-        ("?page=abc", {"page"}),
-        ("?page=", {"page"}),
-        ("?page=1.5", {"page"}),
-        ("?page=%EF%BC%91", {"page"}),  # a full-width digit one
-        ("?page=1000000001", {"page"}),
-        ("?pageSize=-1", {"pageSize"}),
-        ("?pageSize=ten&page=x", {"page", "pageSize"}),
-    ],
-)
-async def test_bad_page_parameters_are_400(
-    client: Client, db: asyncpg.Connection, query: str, fields: set[str]
-) -> None:
+BAD_PAGES = [
+    ("?page=0", {"page"}),
+    ("?page=-1", {"page"}),
+    ("?page=abc", {"page"}),
+    ("?page=", {"page"}),
+    ("?page=1.5", {"page"}),
+    ("?page=%EF%BC%91", {"page"}),  # a full-width digit one
+    ("?page=1000000001", {"page"}),
+    ("?pageSize=-1", {"pageSize"}),
+    ("?pageSize=ten&page=x", {"page", "pageSize"}),
+]
+
+
+async def test_bad_page_parameters_are_400(client: Client, db: asyncpg.Connection) -> None:
     cid = await conversation(db, "sms", "+12016661234", "+18045551234")
-    for path in ("/api/conversations", f"/api/conversations/{cid}/messages"):
-        response = await client.get(path + query)
-        assert response.status == 400
+    for query, fields in BAD_PAGES:
+        for path in ("/api/conversations", f"/api/conversations/{cid}/messages"):
+            response = await client.get(path + query)
+            assert response.status == 400, (path, query)
+            assert response.content_type == "application/problem+json"
+            body = await response.json(content_type=None)
+            assert {e["field"] for e in body["errors"]} == fields, (path, query)
+
+
+async def test_unknown_conversation_is_404(client: Client) -> None:
+    for cid in ["12345", "0", "abc", "99999999999999999999", "-1"]:
+        response = await client.get(f"/api/conversations/{cid}/messages")
+        assert response.status == 404, cid
         assert response.content_type == "application/problem+json"
-        body = await response.json(content_type=None)
-        assert {e["field"] for e in body["errors"]} == fields
-
-
-@pytest.mark.parametrize("cid", ["12345", "0", "abc", "99999999999999999999", "-1"])
-async def test_unknown_conversation_is_404(client: Client, cid: str) -> None:
-    response = await client.get(f"/api/conversations/{cid}/messages")
-    assert response.status == 404
-    assert response.content_type == "application/problem+json"
 
 
 async def test_an_empty_conversation_has_no_messages(
