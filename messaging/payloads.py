@@ -155,9 +155,10 @@ def parse_timestamp(raw: str) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(raw.upper().replace(" ", "T").replace("Z", "+00:00"))
-    except ValueError:
+        # An offset can carry the first or last day of the calendar out of range.
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed.astimezone(UTC)
 
 
 class _Validator:
