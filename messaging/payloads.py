@@ -93,6 +93,23 @@ def _query_integer(query: Mapping[str, str], name: str, errors: list[FieldError]
     return int(raw)
 
 
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """A validated send (POST /api/messages/sms or /email), ready to be stored."""
+
+    message_type: str  # 'sms', 'mms' or 'email'
+    from_address: str  # normalised
+    to_address: str  # normalised
+    body: str  # '' for an MMS sent without text
+    attachments: tuple[str, ...]
+    timestamp: datetime  # aware, UTC
+
+    @property
+    def channel(self) -> str:
+        """The provider that carries it: 'sms' (SMS and MMS) or 'email'."""
+        return "email" if self.message_type == "email" else "sms"
+
+
 def parse_json(raw: bytes) -> dict[str, Any]:
     """The JSON object in a request body, or InvalidRequest (400)."""
     try:
@@ -147,6 +164,35 @@ def parse_email_webhook(body: dict[str, Any]) -> InboundEvent:
         to_address=recipient,
         payload=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
     )
+
+
+def parse_sms_send(body: dict[str, Any]) -> OutboundMessage:
+    """Validate an outbound SMS/MMS: the webhook's rules, without a provider id."""
+    v = _Validator(body)
+    message_type = v.choice("type", ("sms", "mms"))
+    sender = v.address("from", normalize_phone, "a phone number (E.164, e.g. +12016661234)")
+    recipient = v.address("to", normalize_phone, "a phone number (E.164, e.g. +12016661234)")
+    text = v.message_body("body", allow_empty=message_type == "mms")
+    urls = v.attachments(
+        "attachments", required=message_type == "mms", allowed=message_type != "sms"
+    )
+    sent_at = v.timestamp("timestamp")
+    v.raise_if_invalid("The SMS/MMS message is not valid.")
+    assert sent_at is not None
+    return OutboundMessage(message_type, sender, recipient, text, urls, sent_at)
+
+
+def parse_email_send(body: dict[str, Any]) -> OutboundMessage:
+    """Validate an outbound email: the webhook's rules, without a provider id."""
+    v = _Validator(body)
+    sender = v.address("from", normalize_email, "an email address")
+    recipient = v.address("to", normalize_email, "an email address")
+    text = v.message_body("body", allow_empty=False)
+    urls = v.attachments("attachments", required=False, allowed=True)
+    sent_at = v.timestamp("timestamp")
+    v.raise_if_invalid("The email message is not valid.")
+    assert sent_at is not None
+    return OutboundMessage("email", sender, recipient, text, urls, sent_at)
 
 
 def parse_timestamp(raw: str) -> datetime | None:
@@ -206,41 +252,47 @@ class _Validator:
             self.fail(name, f"must be {what}")
         return normalized or ""
 
-    def message_body(self, name: str, *, allow_empty: bool) -> None:
+    def message_body(self, name: str, *, allow_empty: bool) -> str:
         value = self.body.get(name)
         if value is None and allow_empty:
-            return
+            return ""
         value = self.string(name)
         if value is None:
-            return
+            return ""
         if not allow_empty and not value.strip():
             self.fail(name, "must not be empty")
         elif len(value) > MAX_BODY_CHARS:
             self.fail(name, f"must be at most {MAX_BODY_CHARS} characters")
+        return value
 
-    def attachments(self, name: str, *, required: bool, allowed: bool) -> None:
+    def attachments(self, name: str, *, required: bool, allowed: bool) -> tuple[str, ...]:
         value = self.body.get(name)
         if value is None or value == []:
             if required:
                 self.fail(name, "must list at least one attachment URL")
-            return
+            return ()
         if not isinstance(value, list):
             self.fail(name, "must be a list of URLs or null")
-            return
+            return ()
         if not allowed:
             self.fail(name, "an SMS carries no attachments (send type mms)")
-            return
+            return ()
         if len(value) > MAX_ATTACHMENTS:
             self.fail(name, f"must list at most {MAX_ATTACHMENTS} URLs")
-            return
+            return ()
         for i, url in enumerate(value):
             if not isinstance(url, str) or len(url) > MAX_URL_CHARS or not _URL.fullmatch(url):
                 self.fail(f"{name}/{i}", "must be an http(s) URL")
+        return tuple(value)
 
-    def timestamp(self, name: str) -> None:
+    def timestamp(self, name: str) -> datetime | None:
         value = self.string(name)
-        if value is not None and parse_timestamp(value) is None:
+        if value is None:
+            return None
+        parsed = parse_timestamp(value)
+        if parsed is None:
             self.fail(name, "must be an RFC 3339 date-time, e.g. 2024-11-01T14:00:00Z")
+        return parsed
 
 
 def _hostile(value: Any, pointer: str, depth: int) -> FieldError | None:
