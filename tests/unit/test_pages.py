@@ -16,6 +16,8 @@ from messaging.payloads import MAX_PAGE_SIZE, PageRequest, parse_page
         ({"pageSize": "10", "page": "3"}, PageRequest(3, 10)),
         ({"pageSize": str(MAX_PAGE_SIZE + 1)}, PageRequest(1, MAX_PAGE_SIZE)),
         ({"pageSize": "99999999999999999999"}, PageRequest(1, MAX_PAGE_SIZE)),
+        ({"pageSize": "9" * 5000}, PageRequest(1, MAX_PAGE_SIZE)),
+        ({"page": "0" * 30 + "2"}, PageRequest(2, 50)),
         ({"page_size": "10"}, PageRequest(1, 50)),  # not a parameter of the API
     ],
 )
