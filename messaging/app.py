@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from messaging.config import Settings
-from messaging.http import conversations, health, webhooks
+from messaging.http import conversations, health, openapi, webhooks
 from messaging.http.keys import EVENT_WRITER, METRICS, POOL, PROVIDERS, SETTINGS
 from messaging.http.problems import errors_to_problems, negotiate_json, request_context
 from messaging.metrics import Metrics
@@ -37,6 +37,7 @@ def init_app(settings: Settings) -> web.Application:
     app.add_routes(webhooks.routes())
     app.add_routes(conversations.routes())
     app.add_routes(health.routes())
+    app.add_routes(openapi.routes(mock_providers=settings.mock_providers))
     if settings.mock_providers:
         app.add_subapp("/mock", mock_providers(settings))
     app.cleanup_ctx.append(_database)
