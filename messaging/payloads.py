@@ -202,6 +202,11 @@ def parse_email_send(body: dict[str, Any]) -> OutboundMessage:
     return OutboundMessage("email", sender, recipient, text, urls, sent_at)
 
 
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with a Z, the form of the API's payloads."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def parse_timestamp(raw: str) -> datetime | None:
     """An RFC 3339 timestamp as an aware UTC datetime, or None."""
     if not _RFC3339.fullmatch(raw):

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import html
 import re
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from messaging.errors import NotFound
 from messaging.http.keys import POOL
-from messaging.payloads import PageRequest, parse_page
+from messaging.payloads import PageRequest, format_timestamp, parse_page
 from messaging.store.conversations import (
     ConversationSummary,
     LastMessage,
@@ -73,7 +72,7 @@ def _conversation(c: ConversationSummary) -> dict[str, Any]:
         "channel": c.kind,
         "participants": list(c.participants),
         "message_count": c.message_count,
-        "last_activity_at": timestamp(c.last_activity_at),
+        "last_activity_at": format_timestamp(c.last_activity_at),
         "last_message": _last_message(c.last_message) if c.last_message else None,
     }
 
@@ -86,7 +85,7 @@ def _last_message(m: LastMessage) -> dict[str, Any]:
         "from": m.from_address,
         "to": m.to_address,
         "preview": preview(m.body, m.message_type),
-        "timestamp": timestamp(m.sent_at),
+        "timestamp": format_timestamp(m.sent_at),
     }
 
 
@@ -99,7 +98,7 @@ def _message(m: MessageRecord) -> dict[str, Any]:
         "to": m.to_address,
         "body": m.body,
         "attachments": m.attachments,
-        "timestamp": timestamp(m.sent_at),
+        "timestamp": format_timestamp(m.sent_at),
         "status": m.status,
     }
 
@@ -112,11 +111,6 @@ def preview(body: str, message_type: str) -> str:
     if len(text) <= PREVIEW_CHARS:
         return text
     return text[: PREVIEW_CHARS - 1].rstrip() + "…"
-
-
-def timestamp(value: datetime) -> str:
-    """RFC 3339 in UTC with a Z, the form the API's payloads use."""
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def routes() -> list[web.RouteDef]:

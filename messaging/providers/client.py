@@ -33,7 +33,7 @@ import aiohttp
 from messaging.config import Settings
 from messaging.errors import ProviderRejected, ProviderRetryLater
 from messaging.metrics import Metrics
-from messaging.payloads import OutboundMessage
+from messaging.payloads import OutboundMessage, format_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ class ProviderClient:
             "to": message.to_address,
             "body": message.body,
             "attachments": list(message.attachments) or None,
-            "timestamp": message.timestamp.isoformat().replace("+00:00", "Z"),
+            "timestamp": format_timestamp(message.timestamp),
         }
         if message.channel == "sms":
             payload["type"] = message.message_type

@@ -47,7 +47,8 @@ from aiohttp import web
 
 from messaging.config import MOCK_FAULTS, Settings
 from messaging.errors import FieldError, InvalidRequest
-from messaging.payloads import parse_json
+from messaging.http.problems import problem
+from messaging.payloads import format_timestamp, parse_json
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ class MockProvider:
                     "provider_message_id": d.provider_message_id,
                     "idempotency_key": d.idempotency_key,
                     "requests": self.requests_by_key[d.idempotency_key] if d.idempotency_key else 1,
-                    "accepted_at": d.accepted_at.isoformat().replace("+00:00", "Z"),
+                    "accepted_at": format_timestamp(d.accepted_at),
                     "payload": d.payload,
                 }
                 for d in self.deliveries.values()
@@ -216,11 +217,11 @@ async def send(request: web.Request) -> web.Response:
         return web.json_response({mock.id_field: earlier.provider_message_id, "repeat": True})
     if answer in ("429", "500", "400"):
         mock.answers[answer] += 1
-        return _fault(mock, int(answer))
-    payload = _message_payload(await request.read())
+        return _fault(request, mock, int(answer))
+    payload = await _message_payload(request)
     if payload is None:
         mock.answers["400"] += 1
-        return _fault(mock, 400, "the body must be a JSON object with from and to")
+        return problem(request, 400, "The body must be a JSON object with from and to.")
     delivery = mock.accept(key, payload)
     if answer == "hang":
         mock.answers["hang"] += 1
@@ -231,7 +232,7 @@ async def send(request: web.Request) -> web.Response:
     return web.json_response({mock.id_field: delivery.provider_message_id, "repeat": False})
 
 
-def _fault(mock: MockProvider, status: int, detail: str | None = None) -> web.Response:
+def _fault(request: web.Request, mock: MockProvider, status: int) -> web.Response:
     headers = {}
     if status == 429 and mock.config.retry_after_secs is not None:
         seconds = mock.config.retry_after_secs
@@ -244,28 +245,14 @@ def _fault(mock: MockProvider, status: int, detail: str | None = None) -> web.Re
             if mock.config.retry_after_date
             else str(seconds)
         )
-    body = {
-        "type": "about:blank",
-        "status": status,
-        "title": {429: "Too Many Requests", 500: "Internal Server Error"}.get(
-            status, "Bad Request"
-        ),
-        "detail": detail or f"mock {mock.name} provider: injected {status}",
-    }
-    return web.Response(
-        status=status,
-        text=json.dumps(body),
-        content_type="application/problem+json",
-        headers=headers,
-    )
+    detail = f"The mock {mock.name} provider answers {status}, as configured."
+    return problem(request, status, detail, headers=headers)
 
 
-def _message_payload(raw: bytes) -> dict[str, Any] | None:
+async def _message_payload(request: web.Request) -> dict[str, Any] | None:
     try:
-        payload = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    if not isinstance(payload, dict):
+        payload = parse_json(await request.read())
+    except InvalidRequest:
         return None
     if not isinstance(payload.get("from"), str) or not isinstance(payload.get("to"), str):
         return None
@@ -360,7 +347,7 @@ async def inbound(request: web.Request) -> web.Response:
     mock = _mock(request)
     message = parse_json(await request.read())
     webhook = {
-        "timestamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "timestamp": format_timestamp(datetime.now(UTC).replace(microsecond=0)),
         **message,
     }
     webhook.setdefault(mock.id_field, f"{mock.name}-in-{uuid.uuid4().hex}")

@@ -3,8 +3,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from messaging.errors import InvalidRequest
-from messaging.http.conversations import PREVIEW_CHARS, preview, timestamp
-from messaging.payloads import MAX_PAGE_SIZE, PageRequest, parse_page
+from messaging.http.conversations import PREVIEW_CHARS, preview
+from messaging.payloads import MAX_PAGE_SIZE, PageRequest, format_timestamp, parse_page
 
 
 @pytest.mark.parametrize(
@@ -64,8 +64,8 @@ def test_long_preview_is_cut_with_an_ellipsis() -> None:
 
 def test_timestamps_are_utc_with_z() -> None:
     east = timezone(timedelta(hours=2))
-    assert timestamp(datetime(2024, 11, 1, 16, 0, tzinfo=east)) == "2024-11-01T14:00:00Z"
+    assert format_timestamp(datetime(2024, 11, 1, 16, 0, tzinfo=east)) == "2024-11-01T14:00:00Z"
     assert (
-        timestamp(datetime(2024, 11, 1, 14, 0, 0, 5000, tzinfo=UTC))
+        format_timestamp(datetime(2024, 11, 1, 14, 0, 0, 5000, tzinfo=UTC))
         == "2024-11-01T14:00:00.005000Z"
     )
