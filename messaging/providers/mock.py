@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import random
 import uuid
 from collections import Counter, deque
@@ -49,8 +48,6 @@ from messaging.config import MOCK_FAULTS, Settings
 from messaging.errors import FieldError, InvalidRequest
 from messaging.http.problems import problem
 from messaging.payloads import format_timestamp, parse_json
-
-log = logging.getLogger(__name__)
 
 FAULTS = (*MOCK_FAULTS, "ok")
 MAX_SCRIPT = 10_000
