@@ -1,8 +1,9 @@
-"""The aiohttp application: routes, middlewares, and the resources it owns.
+"""The aiohttp applications: routes, middlewares, and the resources they own.
 
-Every resource (the pool, the ingest writers, later the worker) is opened and
-closed in a cleanup context, so that shutdown closes them in reverse order and
-nothing outlives the app.
+init_app() is the service; init_mock_app() the mock providers alone. Every
+resource (the pool, the ingest writers, the provider clients' HTTP session,
+later the worker) is opened and closed in a cleanup context, so that shutdown
+closes them in reverse order and nothing outlives the app.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from messaging.config import Settings
-from messaging.http import health, webhooks
-from messaging.http.keys import EVENT_WRITER, METRICS, POOL, SETTINGS
+from messaging.http import conversations, health, openapi, webhooks
+from messaging.http.keys import EVENT_WRITER, METRICS, POOL, PROVIDERS, SETTINGS
 from messaging.http.problems import errors_to_problems, negotiate_json, request_context
 from messaging.metrics import Metrics
+from messaging.providers.client import open_providers
+from messaging.providers.mock import mock_providers
 from messaging.store.db import create_pool
 from messaging.store.ingest import EventWriter
 
@@ -32,9 +35,22 @@ def init_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics()
     app[health.READINESS_CHECKS] = []
     app.add_routes(webhooks.routes())
+    app.add_routes(conversations.routes())
     app.add_routes(health.routes())
+    app.add_routes(openapi.routes(mock_providers=settings.mock_providers))
+    if settings.mock_providers:
+        app.add_subapp("/mock", mock_providers(settings))
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_providers)
     app.cleanup_ctx.append(_event_writer)
+    return app
+
+
+def init_mock_app(settings: Settings) -> web.Application:
+    """The mock providers alone (`messaging mock-providers`), at the same paths as
+    under the service, so that only the host and port of the URLs change."""
+    app = web.Application(middlewares=[request_context, errors_to_problems])
+    app.add_subapp("/mock", mock_providers(settings))
     return app
 
 
@@ -44,6 +60,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = await create_pool(settings.database_url, size=settings.pool_size)
     yield
     await app[POOL].close()
+
+
+async def _providers(app: web.Application) -> AsyncIterator[None]:
+    async with open_providers(app[SETTINGS], app[METRICS]) as providers:
+        app[PROVIDERS] = providers
+        yield
 
 
 async def _event_writer(app: web.Application) -> AsyncIterator[None]:

@@ -48,6 +48,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--migrate", action="store_true", help="apply migrations and triggers first")
     serve.set_defaults(run=_serve)
 
+    mock = sub.add_parser(
+        "mock-providers",
+        help="serve the mock SMS and email providers alone (no database)",
+        description="The mock providers of `serve`'s /mock, in a process of their own: "
+        "point MESSAGING_SMS_PROVIDER_URL and MESSAGING_EMAIL_PROVIDER_URL at "
+        "http://HOST:PORT/mock/sms and /mock/email. Inbound traffic goes to "
+        "MESSAGING_MOCK_WEBHOOK_URL.",
+    )
+    mock.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
+    mock.add_argument("--port", type=int, default=8081, help="default: 8081")
+    mock.set_defaults(run=_mock_providers)
+
     mig = sub.add_parser("migrate", help="apply db/migrations (dbmate), then triggers/")
     mig.set_defaults(run=_migrate)
     return parser
@@ -91,6 +103,21 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             access_log=None,
             print=lambda msg: log.info(msg.strip(), extra={"action": "listening"}),
         )
+
+
+def _mock_providers(settings: Settings, args: argparse.Namespace) -> None:
+    from aiohttp import web
+
+    from messaging.app import init_mock_app
+
+    _use_uvloop()
+    web.run_app(
+        init_mock_app(settings),
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=lambda msg: log.info(msg.strip(), extra={"action": "listening"}),
+    )
 
 
 def _use_uvloop() -> None:

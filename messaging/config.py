@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
@@ -40,6 +41,27 @@ class Settings:
     backoff_cap_ms: int = 300_000
     sweep_interval_ms: int = 1000
     listen: bool = True
+    # Where sends go: one base URL per provider. The defaults are this service's own
+    # mock providers (/mock), so that a fresh `make run` delivers end to end.
+    sms_provider_url: str = "http://127.0.0.1:8080/mock/sms"
+    email_provider_url: str = "http://127.0.0.1:8080/mock/email"
+    # One provider request, connecting included, before it counts as timed out
+    # (and is retried: the idempotency key makes that safe).
+    provider_timeout_ms: int = 5000
+    # The mock providers: served under /mock by `serve` (turn off in production),
+    # and alone by `messaging mock-providers`.
+    mock_providers: bool = True
+    # Where the mock providers deliver inbound traffic: this service's base URL.
+    mock_webhook_url: str = "http://127.0.0.1:8080"
+    # The mock's answers at start-up, for both providers: (fault, rate) pairs, with
+    # faults '429', '500', '400' and 'hang'; the rest are accepted.
+    mock_faults: tuple[tuple[str, float], ...] = ()
+    # Seed of the mock's draws; None: a random one (the mock reports it).
+    mock_seed: int | None = None
+    # Retry-After of the mock's 429s, in seconds.
+    mock_retry_after_secs: int = 1
+    # How long a 'hang' holds its answer back.
+    mock_hang_secs: float = 30.0
     # Where the embedded server keeps its data when no DATABASE_URL is given.
     embedded_data_dir: str = ".pgdata/run"
     log_level: str = "INFO"
@@ -50,10 +72,14 @@ class Settings:
         """Build settings from an environment mapping; raise ConfigError naming the
         variable for any value that cannot be used."""
         d = cls()
+        host = _read(env, "HOST", str, d.host, _nonempty)
+        port = _read(env, "PORT", int, d.port, _between(1, 65535))
+        # The defaults point at this very service (its /mock and its webhooks).
+        own_url = f"http://{_reachable(host)}:{port}"
         return cls(
             database_url=env.get("DATABASE_URL") or None,
-            host=_read(env, "HOST", str, d.host, _nonempty),
-            port=_read(env, "PORT", int, d.port, _between(1, 65535)),
+            host=host,
+            port=port,
             max_body_bytes=_read(
                 env, "MESSAGING_MAX_BODY_BYTES", int, d.max_body_bytes, _between(1024, 64 << 20)
             ),
@@ -88,6 +114,33 @@ class Settings:
                 _between(10, 3_600_000),
             ),
             listen=_read(env, "MESSAGING_LISTEN", _bool, d.listen),
+            sms_provider_url=_read(
+                env, "MESSAGING_SMS_PROVIDER_URL", _url, f"{own_url}/mock/sms", _nonempty
+            ),
+            email_provider_url=_read(
+                env, "MESSAGING_EMAIL_PROVIDER_URL", _url, f"{own_url}/mock/email", _nonempty
+            ),
+            provider_timeout_ms=_read(
+                env,
+                "MESSAGING_PROVIDER_TIMEOUT_MS",
+                int,
+                d.provider_timeout_ms,
+                _between(10, 600_000),
+            ),
+            mock_providers=_read(env, "MESSAGING_MOCK_PROVIDERS", _bool, d.mock_providers),
+            mock_webhook_url=_read(env, "MESSAGING_MOCK_WEBHOOK_URL", _url, own_url, _nonempty),
+            mock_faults=_read(env, "MESSAGING_MOCK_FAULTS", _faults, d.mock_faults),
+            mock_seed=_read(env, "MESSAGING_MOCK_SEED", int, d.mock_seed),
+            mock_retry_after_secs=_read(
+                env,
+                "MESSAGING_MOCK_RETRY_AFTER_SECS",
+                int,
+                d.mock_retry_after_secs,
+                _between(0, 86_400),
+            ),
+            mock_hang_secs=_read(
+                env, "MESSAGING_MOCK_HANG_SECS", float, d.mock_hang_secs, _between(0, 3600)
+            ),
             embedded_data_dir=_read(
                 env, "MESSAGING_EMBEDDED_DATA_DIR", str, d.embedded_data_dir, _nonempty
             ),
@@ -123,7 +176,13 @@ def _read(
 
 
 def _kind(parse: Callable[[str], object]) -> str:
-    return {int: "integer", float: "number", _bool: "boolean (true/false)"}.get(parse, "value")
+    return {
+        int: "integer",
+        float: "number",
+        _bool: "boolean (true/false)",
+        _url: "http(s) URL",
+        _faults: "fault list (e.g. 429=0.1,500=0.05,400=0,hang=0.01, rates adding up to 1 at most)",
+    }.get(parse, "value")
 
 
 def _bool(raw: str) -> bool:
@@ -133,6 +192,37 @@ def _bool(raw: str) -> bool:
     if lowered in ("0", "false", "no", "off"):
         return False
     raise ValueError(raw)
+
+
+def _url(raw: str) -> str:
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(raw)
+    return raw.rstrip("/")
+
+
+MOCK_FAULTS = ("429", "500", "400", "hang")
+
+
+def _faults(raw: str) -> tuple[tuple[str, float], ...]:
+    pairs: dict[str, float] = {}
+    for item in raw.split(","):
+        fault, sep, rate = item.strip().partition("=")
+        if not sep or fault not in MOCK_FAULTS or fault in pairs:
+            raise ValueError(raw)
+        pairs[fault] = float(rate)
+        if not 0 <= pairs[fault] <= 1:
+            raise ValueError(raw)
+    if sum(pairs.values()) > 1:
+        raise ValueError(raw)
+    return tuple(pairs.items())
+
+
+def _reachable(host: str) -> str:
+    """An address to reach a server listening on host from this machine."""
+    if host in ("0.0.0.0", "::", "*"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
 
 
 def _between(low: float, high: float) -> Callable[[float], str | None]:

@@ -8,6 +8,7 @@ Driver and provider errors are translated into these once, at the boundary
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 
 class MessagingError(Exception):
@@ -16,7 +17,8 @@ class MessagingError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
-    """One thing wrong with a request: which field (a JSON pointer) and why."""
+    """One thing wrong with a request: which field (a JSON pointer into the body,
+    or a query parameter's name) and why."""
 
     field: str
     message: str
@@ -44,3 +46,33 @@ class DatabaseRejected(MessagingError):
 
 class NotFound(MessagingError):
     """The thing asked for does not exist."""
+
+
+@dataclass
+class ProviderError(MessagingError):
+    """A provider did not take a message. providers/ turns every answer and every
+    network error of a send into an outcome once, there; these are the outcomes
+    that are not an acceptance. They are returned as values by
+    ProviderClient.send (a delivery loop matches on them) and can be raised."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass
+class ProviderRetryLater(ProviderError):
+    """Not taken this time; the same send may succeed later (429, 5xx, a timeout, a
+    refused or broken connection). not_before is the provider's Retry-After as an
+    aware UTC time; None leaves the delay to the caller's backoff."""
+
+    not_before: datetime | None = None
+
+
+@dataclass
+class ProviderRejected(ProviderError):
+    """The provider refused the message itself (a 4xx such as 400): sending it
+    again cannot succeed, so the message has failed."""
+
+    status: int = 400

@@ -90,6 +90,22 @@ class Metrics:
             "pg_notification_queue_usage(): fraction of the NOTIFY queue in use.",
             registry=r,
         )
+        # Provider clients (providers/client.py).
+        self.provider_calls = Counter(
+            "messaging_provider_requests_total",
+            "Send requests to a provider, by provider and outcome (accepted, retry, rejected).",
+            registry=r,
+        )
+        self.provider_latency = Histogram(
+            "messaging_provider_request_seconds",
+            "Duration of one send request to a provider, timeouts included.",
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+
+    def provider_call(self, provider: str, outcome: str, seconds: float) -> None:
+        self.provider_calls.inc({"provider": provider, "outcome": outcome})
+        self.provider_latency.add({"provider": provider}, seconds)
 
     def webhook(self, channel: str, outcome: str, seconds: float) -> None:
         self.webhooks.inc({"channel": channel, "outcome": outcome})

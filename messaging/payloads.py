@@ -1,4 +1,5 @@
-"""Parsing and validation of request bodies: from raw bytes to typed values.
+"""Parsing and validation of request input: from raw bytes and query strings to
+typed values.
 
 Pure functions, no I/O. Every problem found is reported with the JSON pointer of
 its field, and all problems of a body are reported together. Hostile input
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -24,11 +25,23 @@ MAX_BODY_CHARS = 100_000
 MAX_ID_CHARS = 256
 MAX_ATTACHMENTS = 10
 MAX_URL_CHARS = 2048
+# Lists: pageSize missing or 0 means the default; a larger one is cut to the bound.
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+# Far past the end of any list, yet small enough that (page - 1) * MAX_PAGE_SIZE
+# stays a bigint.
+MAX_PAGE = 1_000_000_000
 
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
 )
 _URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.IGNORECASE)
+# ASCII digits only: int() would also take "1_000", " 7" and non-ASCII digits.
+_INTEGER = re.compile(r"-?[0-9]+")
+# More digits than this are past every bound anyway: read as _HUGE, which spares
+# int() a string of thousands of digits.
+_MAX_DIGITS = 19
+_HUGE: int = 10**_MAX_DIGITS
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +54,67 @@ class InboundEvent:
     from_address: str  # normalised
     to_address: str  # normalised
     payload: str  # the body as received, re-serialised as JSON text
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    """Which page of a list to answer (1-based) and how many items a page holds."""
+
+    page: int
+    page_size: int
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+
+def parse_page(query: Mapping[str, str]) -> PageRequest:
+    """The `page` and `pageSize` query parameters of a list request, or InvalidRequest
+    (400) naming each bad one. Missing page: 1. Missing or 0 pageSize: the default;
+    above the bound: the bound."""
+    errors: list[FieldError] = []
+    page = _query_integer(query, "page", errors)
+    page_size = _query_integer(query, "pageSize", errors)
+    if page is not None and not 1 <= page <= MAX_PAGE:
+        errors.append(FieldError("page", f"must be an integer from 1 to {MAX_PAGE}"))
+    if page_size is not None and page_size < 0:
+        errors.append(FieldError("pageSize", f"must be an integer from 0 to {MAX_PAGE_SIZE}"))
+    if errors:
+        raise InvalidRequest("The page parameters are not valid.", errors)
+    return PageRequest(
+        page=page or 1,
+        page_size=min(page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE),
+    )
+
+
+def _query_integer(query: Mapping[str, str], name: str, errors: list[FieldError]) -> int | None:
+    raw = query.get(name)
+    if raw is None:
+        return None
+    if not _INTEGER.fullmatch(raw):
+        errors.append(FieldError(name, "must be an integer"))
+        return None
+    digits = raw.lstrip("-").lstrip("0")
+    if len(digits) > _MAX_DIGITS:
+        return -_HUGE if raw.startswith("-") else _HUGE
+    return int(raw)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """A validated send (POST /api/messages/sms or /email), ready to be stored."""
+
+    message_type: str  # 'sms', 'mms' or 'email'
+    from_address: str  # normalised
+    to_address: str  # normalised
+    body: str  # '' for an MMS sent without text
+    attachments: tuple[str, ...]
+    timestamp: datetime  # aware, UTC
+
+    @property
+    def channel(self) -> str:
+        """The provider that carries it: 'sms' (SMS and MMS) or 'email'."""
+        return "email" if self.message_type == "email" else "sms"
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -99,15 +173,50 @@ def parse_email_webhook(body: dict[str, Any]) -> InboundEvent:
     )
 
 
+def parse_sms_send(body: dict[str, Any]) -> OutboundMessage:
+    """Validate an outbound SMS/MMS: the webhook's rules, without a provider id."""
+    v = _Validator(body)
+    message_type = v.choice("type", ("sms", "mms"))
+    sender = v.address("from", normalize_phone, "a phone number (E.164, e.g. +12016661234)")
+    recipient = v.address("to", normalize_phone, "a phone number (E.164, e.g. +12016661234)")
+    text = v.message_body("body", allow_empty=message_type == "mms")
+    urls = v.attachments(
+        "attachments", required=message_type == "mms", allowed=message_type != "sms"
+    )
+    sent_at = v.timestamp("timestamp")
+    v.raise_if_invalid("The SMS/MMS message is not valid.")
+    assert sent_at is not None
+    return OutboundMessage(message_type, sender, recipient, text, urls, sent_at)
+
+
+def parse_email_send(body: dict[str, Any]) -> OutboundMessage:
+    """Validate an outbound email: the webhook's rules, without a provider id."""
+    v = _Validator(body)
+    sender = v.address("from", normalize_email, "an email address")
+    recipient = v.address("to", normalize_email, "an email address")
+    text = v.message_body("body", allow_empty=False)
+    urls = v.attachments("attachments", required=False, allowed=True)
+    sent_at = v.timestamp("timestamp")
+    v.raise_if_invalid("The email message is not valid.")
+    assert sent_at is not None
+    return OutboundMessage("email", sender, recipient, text, urls, sent_at)
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with a Z, the form of the API's payloads."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def parse_timestamp(raw: str) -> datetime | None:
     """An RFC 3339 timestamp as an aware UTC datetime, or None."""
     if not _RFC3339.fullmatch(raw):
         return None
     try:
         parsed = datetime.fromisoformat(raw.upper().replace(" ", "T").replace("Z", "+00:00"))
-    except ValueError:
+        # An offset can carry the first or last day of the calendar out of range.
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         return None
-    return parsed.astimezone(UTC)
 
 
 class _Validator:
@@ -155,41 +264,47 @@ class _Validator:
             self.fail(name, f"must be {what}")
         return normalized or ""
 
-    def message_body(self, name: str, *, allow_empty: bool) -> None:
+    def message_body(self, name: str, *, allow_empty: bool) -> str:
         value = self.body.get(name)
         if value is None and allow_empty:
-            return
+            return ""
         value = self.string(name)
         if value is None:
-            return
+            return ""
         if not allow_empty and not value.strip():
             self.fail(name, "must not be empty")
         elif len(value) > MAX_BODY_CHARS:
             self.fail(name, f"must be at most {MAX_BODY_CHARS} characters")
+        return value
 
-    def attachments(self, name: str, *, required: bool, allowed: bool) -> None:
+    def attachments(self, name: str, *, required: bool, allowed: bool) -> tuple[str, ...]:
         value = self.body.get(name)
         if value is None or value == []:
             if required:
                 self.fail(name, "must list at least one attachment URL")
-            return
+            return ()
         if not isinstance(value, list):
             self.fail(name, "must be a list of URLs or null")
-            return
+            return ()
         if not allowed:
             self.fail(name, "an SMS carries no attachments (send type mms)")
-            return
+            return ()
         if len(value) > MAX_ATTACHMENTS:
             self.fail(name, f"must list at most {MAX_ATTACHMENTS} URLs")
-            return
+            return ()
         for i, url in enumerate(value):
             if not isinstance(url, str) or len(url) > MAX_URL_CHARS or not _URL.fullmatch(url):
                 self.fail(f"{name}/{i}", "must be an http(s) URL")
+        return tuple(value)
 
-    def timestamp(self, name: str) -> None:
+    def timestamp(self, name: str) -> datetime | None:
         value = self.string(name)
-        if value is not None and parse_timestamp(value) is None:
+        if value is None:
+            return None
+        parsed = parse_timestamp(value)
+        if parsed is None:
             self.fail(name, "must be an RFC 3339 date-time, e.g. 2024-11-01T14:00:00Z")
+        return parsed
 
 
 def _hostile(value: Any, pointer: str, depth: int) -> FieldError | None:

@@ -123,6 +123,9 @@ def test_hostile_json_is_a_400(raw: bytes) -> None:
         ("2024-11-01T14:00:00", None),
         ("2024-13-01T14:00:00Z", None),
         ("1730469600", None),
+        # Shifted to UTC, these fall outside the calendar Python can represent.
+        ("0001-01-01T00:00:00+01:00", None),
+        ("9999-12-31T23:59:59-01:00", None),
     ],
 )
 def test_timestamps_are_rfc3339(raw: str, expected: datetime | None) -> None:

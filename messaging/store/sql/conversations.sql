@@ -1,0 +1,55 @@
+-- name: list_conversations
+-- One page of conversations, newest activity first (ties: the higher id first),
+-- with the number of conversations and each one's last message (for its preview).
+-- The page walks conversations_last_activity_idx and stops after $1 + $2 rows;
+-- each last message is one backward step on messages_conversation_sent_at_idx.
+-- Always answers at least one row, so that a page past the end still carries the
+-- total: then a single row whose conversation columns are NULL.
+-- $1 bigint page size   $2 bigint rows to skip (offset)
+WITH page AS (
+    SELECT id, kind, participant_a, participant_b, message_count, last_activity_at
+    FROM conversations
+    ORDER BY last_activity_at DESC, id DESC
+    LIMIT $1 OFFSET $2
+)
+SELECT total.n AS total,
+       page.id, page.kind, page.participant_a, page.participant_b,
+       page.message_count, page.last_activity_at,
+       last.id AS last_id, last.direction AS last_direction,
+       last.message_type AS last_type, last.from_address AS last_from,
+       last.to_address AS last_to, last.body AS last_body, last.sent_at AS last_sent_at
+FROM (SELECT count(*) AS n FROM conversations) AS total
+LEFT JOIN page ON true
+LEFT JOIN LATERAL (
+    -- A preview needs the start of the body only; bodies may be 100k characters.
+    SELECT m.id, m.direction, m.message_type, m.from_address, m.to_address,
+           left(m.body, 2000) AS body, m.sent_at
+    FROM messages AS m
+    WHERE m.conversation_id = page.id
+    ORDER BY m.sent_at DESC, m.id DESC
+    LIMIT 1
+) AS last ON true
+ORDER BY page.last_activity_at DESC, page.id DESC;
+
+-- name: list_messages
+-- One page of a conversation's messages, oldest first (ties: the lower id first),
+-- with the conversation's message count as the total. No row at all when the
+-- conversation does not exist; a single row of NULL message columns when it has
+-- no message on this page. The page walks messages_conversation_sent_at_idx.
+-- The total is conversations.message_count, kept in the same transaction as every
+-- message insert, so that no request counts a conversation's messages.
+-- $1 bigint conversation id   $2 bigint page size   $3 bigint rows to skip (offset)
+SELECT c.message_count AS total,
+       m.id, m.direction, m.message_type, m.from_address, m.to_address,
+       m.body, m.attachments::text AS attachments, m.sent_at, m.status
+FROM conversations AS c
+LEFT JOIN LATERAL (
+    SELECT id, direction, message_type, from_address, to_address,
+           body, attachments, sent_at, status
+    FROM messages
+    WHERE conversation_id = c.id
+    ORDER BY sent_at, id
+    LIMIT $2 OFFSET $3
+) AS m ON true
+WHERE c.id = $1
+ORDER BY m.sent_at, m.id;

@@ -1,0 +1,110 @@
+"""Validation of outbound sends (POST /api/messages/sms and /email)."""
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from messaging.errors import InvalidRequest
+from messaging.payloads import OutboundMessage, parse_email_send, parse_sms_send
+
+SMS = {
+    "from": "+12016661234",
+    "to": "+18045551234",
+    "type": "sms",
+    "body": "Hello! This is a test SMS message.",
+    "attachments": None,
+    "timestamp": "2024-11-01T14:00:00Z",
+}
+MMS = {**SMS, "type": "mms", "attachments": ["https://example.com/image.jpg"]}
+EMAIL = {
+    "from": "user@usehatchapp.com",
+    "to": "contact@gmail.com",
+    "body": "Hello! This is a test email message with <b>HTML</b> formatting.",
+    "attachments": ["https://example.com/document.pdf"],
+    "timestamp": "2024-11-01T14:00:00Z",
+}
+T0 = datetime(2024, 11, 1, 14, tzinfo=UTC)
+
+
+def fields(exc: pytest.ExceptionInfo[InvalidRequest]) -> set[str]:
+    return {e.field for e in exc.value.errors}
+
+
+def test_api_md_sms() -> None:
+    assert parse_sms_send(SMS) == OutboundMessage(
+        "sms", "+12016661234", "+18045551234", "Hello! This is a test SMS message.", (), T0
+    )
+
+
+def test_mms_is_normalised_and_may_have_no_text() -> None:
+    sent = parse_sms_send({**MMS, "from": "(201) 666-1234", "body": None})
+    assert (sent.message_type, sent.channel) == ("mms", "sms")
+    assert sent.from_address == "+12016661234"
+    assert sent.body == ""
+    assert sent.attachments == ("https://example.com/image.jpg",)
+
+
+def test_sms_with_empty_attachments_list() -> None:
+    assert parse_sms_send({**SMS, "attachments": []}).attachments == ()
+
+
+def test_api_md_email() -> None:
+    sent = parse_email_send({**EMAIL, "to": "Contact@Gmail.COM"})
+    assert (sent.message_type, sent.channel) == ("email", "email")
+    assert sent.to_address == "contact@gmail.com"
+    assert sent.body.startswith("Hello!")
+    assert sent.attachments == ("https://example.com/document.pdf",)
+    assert sent.timestamp == T0
+
+
+def test_email_without_attachments() -> None:
+    assert parse_email_send({**EMAIL, "attachments": None}).attachments == ()
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"type": "fax"}, "/type"),
+        ({"type": None}, "/type"),
+        ({"type": "mms", "attachments": None}, "/attachments"),
+        ({"type": "mms", "attachments": []}, "/attachments"),
+        ({"attachments": ["https://example.com/a.jpg"]}, "/attachments"),
+        ({"type": "mms", "attachments": ["javascript:alert(1)"]}, "/attachments/0"),
+        ({"from": "not a number"}, "/from"),
+        ({"to": 12016661234}, "/to"),
+        ({"body": ""}, "/body"),
+        ({"body": None}, "/body"),
+        ({"timestamp": "2024-11-01 14:00"}, "/timestamp"),
+        ({"timestamp": None}, "/timestamp"),
+    ],
+)
+def test_sms_rejections(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidRequest) as exc:
+        parse_sms_send({**SMS, **change})
+    assert field in fields(exc)
+    assert exc.value.status == 400
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"body": ""}, "/body"),
+        ({"body": " \n"}, "/body"),
+        ({"body": None}, "/body"),
+        ({"from": "+12016661234"}, "/from"),
+        ({"to": "two@@example.com"}, "/to"),
+        ({"attachments": {"url": "https://example.com/a.pdf"}}, "/attachments"),
+        ({"timestamp": "tomorrow"}, "/timestamp"),
+    ],
+)
+def test_email_rejections(change: dict[str, Any], field: str) -> None:
+    with pytest.raises(InvalidRequest) as exc:
+        parse_email_send({**EMAIL, **change})
+    assert field in fields(exc)
+
+
+def test_every_bad_field_is_named_at_once() -> None:
+    with pytest.raises(InvalidRequest) as exc:
+        parse_sms_send({"type": "mms", "body": 5})
+    assert fields(exc) == {"/from", "/to", "/body", "/attachments", "/timestamp"}
