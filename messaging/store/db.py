@@ -26,6 +26,10 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.InterfaceError,
+    # A pooled connection whose backend was terminated while idle can fail its
+    # next query with "cannot switch to state ..." instead of a connection error
+    # (MagicStack/asyncpg#1069). It is the same outage.
+    asyncpg.exceptions.InternalClientError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.AdminShutdownError,
