@@ -1,8 +1,8 @@
 """The aiohttp application: routes, middlewares, and the resources it owns.
 
-Every resource (the pool, the ingest writers, later the worker) is opened and
-closed in a cleanup context, so that shutdown closes them in reverse order and
-nothing outlives the app.
+Every resource (the pool, the ingest writers, the worker) is opened and closed
+in a cleanup context, so that shutdown closes them in reverse order and nothing
+outlives the app: the worker stops (finishing its batch) before the pool closes.
 """
 
 from __future__ import annotations
@@ -13,15 +13,17 @@ from aiohttp import web
 
 from messaging.config import Settings
 from messaging.http import health, webhooks
-from messaging.http.keys import EVENT_WRITER, METRICS, POOL, SETTINGS
+from messaging.http.keys import EVENT_WRITER, METRICS, POOL, SETTINGS, WORKER
 from messaging.http.problems import errors_to_problems, negotiate_json, request_context
 from messaging.metrics import Metrics
 from messaging.store.db import create_pool
 from messaging.store.ingest import EventWriter
+from messaging.worker.runner import Worker
 
 
-def init_app(settings: Settings) -> web.Application:
-    """Build the app for a settings object whose database_url is resolved."""
+def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
+    """Build the app for a settings object whose database_url is resolved; with
+    worker=True (what `messaging serve` runs) the app also runs a worker."""
     if settings.database_url is None:
         raise ValueError("init_app needs settings.database_url (the CLI resolves it)")
     app = web.Application(
@@ -35,6 +37,8 @@ def init_app(settings: Settings) -> web.Application:
     app.add_routes(health.routes())
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_event_writer)
+    if worker:
+        app.cleanup_ctx.append(_worker)
     return app
 
 
@@ -59,3 +63,12 @@ async def _event_writer(app: web.Application) -> AsyncIterator[None]:
     app[EVENT_WRITER] = writer
     yield
     await writer.close()
+
+
+async def _worker(app: web.Application) -> AsyncIterator[None]:
+    worker = Worker(app[SETTINGS], app[POOL], app[METRICS])
+    app[WORKER] = worker
+    app[health.READINESS_CHECKS].append(("listener", worker.readiness))
+    await worker.start()
+    yield
+    await worker.stop()

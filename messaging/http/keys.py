@@ -8,8 +8,10 @@ from aiohttp import web
 from messaging.config import Settings
 from messaging.metrics import Metrics
 from messaging.store.ingest import EventWriter
+from messaging.worker.runner import Worker
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("pool", asyncpg.Pool)
 EVENT_WRITER = web.AppKey("event_writer", EventWriter)
+WORKER = web.AppKey("worker", Worker)
