@@ -154,7 +154,9 @@ async def test_a_worker_whose_listen_connection_is_killed_reconnects(
             total += len(await insert_sms(db, 100, prefix=f"gap{round_}-"))
             await wait_until(lambda old=backend: _replaced(db, proc.pid, old), within=10)  # type: ignore[misc]
         await wait_until(lambda: all_processed(db, total), within=10, interval=0.05)
-        assert proc.output().count("listener reconnected") == 3
+        await wait_until(
+            lambda: asyncio.sleep(0, proc.output().count("listener reconnected") == 3), within=5
+        )
         assert proc.terminate() == 0
     assert await status_counts(db) == {"processed": total}
     await assert_consistent(db)
