@@ -42,8 +42,8 @@ SET default_table_access_method = heap;
 CREATE TABLE public.conversations (
     id bigint NOT NULL,
     kind text NOT NULL,
-    participant_a text NOT NULL,
-    participant_b text NOT NULL,
+    participant_a text NOT NULL COLLATE pg_catalog."C",
+    participant_b text NOT NULL COLLATE pg_catalog."C",
     message_count integer DEFAULT 0 NOT NULL,
     last_activity_at timestamp with time zone NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
@@ -301,4 +301,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261127000001'),
     ('20261127000002'),
     ('20261127000003'),
-    ('20261127000004');
+    ('20261127000004'),
+    ('20261127000010');

@@ -1,9 +1,10 @@
 """The aiohttp applications: routes, middlewares, and the resources they own.
 
 init_app() is the service; init_mock_app() the mock providers alone. Every
-resource (the pool, the ingest writers, the provider clients' HTTP session,
-later the worker) is opened and closed in a cleanup context, so that shutdown
-closes them in reverse order and nothing outlives the app.
+resource (the pool, the ingest writers, the provider clients' HTTP session, the
+worker) is opened and closed in a cleanup context, so that shutdown closes them
+in reverse order and nothing outlives the app: the worker stops (finishing its
+batch) before the pool closes.
 """
 
 from __future__ import annotations
@@ -14,17 +15,19 @@ from aiohttp import web
 
 from messaging.config import Settings
 from messaging.http import conversations, health, openapi, webhooks
-from messaging.http.keys import EVENT_WRITER, METRICS, POOL, PROVIDERS, SETTINGS
+from messaging.http.keys import EVENT_WRITER, METRICS, POOL, PROVIDERS, SETTINGS, WORKER
 from messaging.http.problems import errors_to_problems, negotiate_json, request_context
 from messaging.metrics import Metrics
 from messaging.providers.client import open_providers
 from messaging.providers.mock import mock_providers
 from messaging.store.db import create_pool
 from messaging.store.ingest import EventWriter
+from messaging.worker.runner import Worker
 
 
-def init_app(settings: Settings) -> web.Application:
-    """Build the app for a settings object whose database_url is resolved."""
+def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
+    """Build the app for a settings object whose database_url is resolved; with
+    worker=True (what `messaging serve` runs) the app also runs a worker."""
     if settings.database_url is None:
         raise ValueError("init_app needs settings.database_url (the CLI resolves it)")
     app = web.Application(
@@ -43,6 +46,8 @@ def init_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_providers)
     app.cleanup_ctx.append(_event_writer)
+    if worker:
+        app.cleanup_ctx.append(_worker)
     return app
 
 
@@ -81,3 +86,12 @@ async def _event_writer(app: web.Application) -> AsyncIterator[None]:
     app[EVENT_WRITER] = writer
     yield
     await writer.close()
+
+
+async def _worker(app: web.Application) -> AsyncIterator[None]:
+    worker = Worker(app[SETTINGS], app[POOL], app[METRICS])
+    app[WORKER] = worker
+    app[health.READINESS_CHECKS].append(("listener", worker.readiness))
+    await worker.start()
+    yield
+    await worker.stop()

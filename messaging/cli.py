@@ -1,4 +1,4 @@
-"""The entry point: `messaging serve | migrate | ...`.
+"""The entry point: `messaging serve | worker | migrate | events | replay`.
 
 The only place that reads the environment (into Settings), configures logging,
 and decides which database to use: DATABASE_URL when set, otherwise an embedded
@@ -11,13 +11,17 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import asyncpg
+
 from messaging import logs
 from messaging.config import ConfigError, Settings
 from messaging.migrate import MigrationError, migrate
+from messaging.store.events import STATUSES
 
 log = logging.getLogger("messaging")
 
@@ -44,8 +48,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="messaging", description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="serve the HTTP API (and the worker)")
+    serve = sub.add_parser("serve", help="serve the HTTP API and run a worker")
     serve.add_argument("--migrate", action="store_true", help="apply migrations and triggers first")
+    serve.add_argument("--no-worker", action="store_true", help="serve the API only")
     serve.set_defaults(run=_serve)
 
     mock = sub.add_parser(
@@ -59,6 +64,26 @@ def _parser() -> argparse.ArgumentParser:
     mock.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1")
     mock.add_argument("--port", type=int, default=8081, help="default: 8081")
     mock.set_defaults(run=_mock_providers)
+
+    worker = sub.add_parser(
+        "worker", help="run a worker alone (any number may run against one database)"
+    )
+    worker.add_argument(
+        "--migrate", action="store_true", help="apply migrations and triggers first"
+    )
+    worker.set_defaults(run=_worker)
+
+    events = sub.add_parser("events", help="list inbound events in one status")
+    events.add_argument("--status", required=True, choices=STATUSES)
+    events.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    events.set_defaults(run=_events)
+
+    replay = sub.add_parser(
+        "replay", help="requeue dead letters (or events waiting for a retry), attempts reset"
+    )
+    replay.add_argument("ids", nargs="*", type=int, metavar="ID", help="event ids")
+    replay.add_argument("--all-dead", action="store_true", help="every dead letter")
+    replay.set_defaults(run=_replay)
 
     mig = sub.add_parser("migrate", help="apply db/migrations (dbmate), then triggers/")
     mig.set_defaults(run=_migrate)
@@ -97,7 +122,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
             for line in asyncio.run(migrate(resolved.database_url)):
                 log.info(line, extra={"action": "migrate"})
         web.run_app(
-            init_app(resolved),
+            init_app(resolved, worker=not args.no_worker),
             host=resolved.host,
             port=resolved.port,
             access_log=None,
@@ -118,6 +143,105 @@ def _mock_providers(settings: Settings, args: argparse.Namespace) -> None:
         access_log=None,
         print=lambda msg: log.info(msg.strip(), extra={"action": "listening"}),
     )
+
+def _worker(settings: Settings, args: argparse.Namespace) -> None:
+    _use_uvloop()
+    with _database(settings) as resolved:
+        assert resolved.database_url is not None
+        if args.migrate or not settings.database_url:
+            for line in asyncio.run(migrate(resolved.database_url)):
+                log.info(line, extra={"action": "migrate"})
+        asyncio.run(_run_worker(resolved))
+
+
+async def _run_worker(settings: Settings) -> None:
+    """Run a worker until SIGTERM or SIGINT, then stop it cleanly: no new claims,
+    the batch in hand finished, connections closed."""
+    from messaging.metrics import Metrics
+    from messaging.store.db import create_pool
+    from messaging.worker.runner import Worker
+
+    assert settings.database_url is not None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    pool = await create_pool(settings.database_url, size=settings.pool_size)
+    try:
+        worker = Worker(settings, pool, Metrics())
+        await worker.start()
+        await stop.wait()
+        log.info("stopping", extra={"action": "signal"})
+        await worker.stop()
+    finally:
+        await pool.close()
+
+
+def _events(settings: Settings, args: argparse.Namespace) -> None:
+    from messaging.store import events
+
+    async def run(url: str) -> list[events.EventSummary]:
+        conn = await asyncpg.connect(url)
+        try:
+            return await events.list_events(conn, args.status, args.limit)
+        finally:
+            await conn.close()
+
+    with _database(settings) as resolved:
+        assert resolved.database_url is not None
+        rows = asyncio.run(run(resolved.database_url))
+    if not rows:
+        print(f"no events with status {args.status}")
+        return
+    table = [("ID", "CHANNEL", "PROVIDER ID", "ATTEMPTS", "LAST ERROR")]
+    table += [
+        (
+            str(r.id),
+            r.channel,
+            r.provider_message_id,
+            str(r.attempt_count),
+            " ".join((r.last_error or "").split())[:200],
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[4])
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> None:
+    from messaging.store import events
+
+    if bool(args.ids) == bool(args.all_dead):
+        print("messaging replay: give event ids or --all-dead (not both)", file=sys.stderr)
+        sys.exit(2)
+
+    async def run(url: str) -> list[events.ReplayResult]:
+        conn = await asyncpg.connect(url)
+        try:
+            if args.all_dead:
+                ids = await events.replay_dead_letters(conn)
+                return [events.ReplayResult(i, "dead_letter", True) for i in ids]
+            return await events.replay(conn, args.ids)
+        finally:
+            await conn.close()
+
+    with _database(settings) as resolved:
+        assert resolved.database_url is not None
+        results = asyncio.run(run(resolved.database_url))
+    requeued = [r.event_id for r in results if r.requeued]
+    print(f"requeued {len(requeued)} event(s)" + (f": {_ids(requeued)}" if requeued else ""))
+    refused = [r for r in results if not r.requeued]
+    for r in refused:
+        reason = "no such event" if r.status_before is None else f"status is {r.status_before}"
+        print(f"not requeued: {r.event_id} ({reason}; only dead_letter and error are replayed)")
+    if refused:
+        sys.exit(1)
+
+
+def _ids(ids: list[int]) -> str:
+    shown = ", ".join(str(i) for i in ids[:20])
+    return shown + (f" ... ({len(ids) - 20} more)" if len(ids) > 20 else "")
 
 
 def _use_uvloop() -> None:

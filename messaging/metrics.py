@@ -49,21 +49,21 @@ class Metrics:
         self.events_queued = Gauge(
             "messaging_events_queued", "Inbound events due for processing.", registry=r
         )
-        self.events_claimed = Counter(
+        self.events_claimed_total = Counter(
             "messaging_events_claimed_total", "Inbound events claimed by a worker.", registry=r
         )
-        self.events_processed = Counter(
+        self.events_processed_total = Counter(
             "messaging_events_processed_total", "Inbound events processed.", registry=r
         )
-        self.events_errored = Counter(
+        self.events_errored_total = Counter(
             "messaging_events_errored_total", "Inbound event attempts that failed.", registry=r
         )
-        self.events_dead_lettered = Counter(
+        self.events_dead_lettered_total = Counter(
             "messaging_events_dead_lettered_total",
             "Inbound events given up on after the last retry.",
             registry=r,
         )
-        self.events_stale_claims = Counter(
+        self.events_stale_claims_total = Counter(
             "messaging_events_stale_claims_total",
             "Claims returned by the sweep after the claim timeout (a crashed worker).",
             registry=r,
@@ -115,6 +115,31 @@ class Metrics:
         self.ingest_commits.inc({})
         self.ingest_batch.add({}, rows)
         self.ingest_commit_latency.add({}, seconds)
+
+    def events_claimed(self, count: int) -> None:
+        self.events_claimed_total.add({}, count)
+        self.worker_batch.add({}, count)
+
+    def events_processed(self, latencies_s: list[float]) -> None:
+        """Events committed as processed, each with its time since receipt."""
+        self.events_processed_total.add({}, len(latencies_s))
+        for seconds in latencies_s:
+            self.processing_latency.add({}, seconds)
+
+    def event_failed(self, *, dead_lettered: bool) -> None:
+        self.events_errored_total.inc({})
+        if dead_lettered:
+            self.events_dead_lettered_total.inc({})
+
+    def stale_claims_returned(self, count: int) -> None:
+        self.events_stale_claims_total.add({}, count)
+
+    def listener_reconnected(self) -> None:
+        self.listener_reconnects.inc({})
+
+    def queue_observed(self, due: int, notification_queue_usage: float) -> None:
+        self.events_queued.set({}, due)
+        self.notification_queue_usage.set({}, notification_queue_usage)
 
     def render(self, accept: list[str]) -> tuple[bytes, dict[str, str]]:
         content, headers = render(self.registry, accept)

@@ -1,7 +1,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
 
 import asyncpg
 import pytest
@@ -9,6 +10,9 @@ from aiohttp.test_utils import TestClient
 
 from messaging.app import init_app
 from messaging.config import Settings
+from messaging.metrics import Metrics
+from messaging.store.db import create_pool
+from messaging.worker.runner import Worker
 from tests.pg import Server, fresh_database, template_database, test_server
 
 
@@ -47,3 +51,28 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 @pytest.fixture
 async def client(aiohttp_client: object, settings: Settings) -> TestClient:  # type: ignore[type-arg]
     return await aiohttp_client(init_app(settings))  # type: ignore[operator,no-any-return]
+
+
+@pytest.fixture
+async def make_worker(settings: Settings) -> AsyncIterator[Callable[..., Awaitable[Worker]]]:
+    """Build workers on the test's database (each with its own pool and
+    metrics); started ones are stopped at the end of the test."""
+    made: list[tuple[Worker, asyncpg.Pool, bool]] = []
+
+    async def make(
+        start: bool = True, listener: dict[str, float] | None = None, **changes: Any
+    ) -> Worker:
+        worker_settings = settings.replace(**changes)
+        assert worker_settings.database_url is not None
+        pool = await create_pool(worker_settings.database_url, size=4)
+        worker = Worker(worker_settings, pool, Metrics(), **(listener or {}))
+        made.append((worker, pool, start))
+        if start:
+            await worker.start()
+        return worker
+
+    yield make
+    for worker, pool, started in made:
+        if started:
+            await worker.stop()
+        await pool.close()

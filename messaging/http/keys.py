@@ -9,9 +9,11 @@ from messaging.config import Settings
 from messaging.metrics import Metrics
 from messaging.providers.client import Providers
 from messaging.store.ingest import EventWriter
+from messaging.worker.runner import Worker
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("pool", asyncpg.Pool)
 EVENT_WRITER = web.AppKey("event_writer", EventWriter)
 PROVIDERS = web.AppKey("providers", Providers)
+WORKER = web.AppKey("worker", Worker)

@@ -26,8 +26,9 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
     asyncio.TimeoutError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.InterfaceError,
-    # A pooled connection whose server process was killed can be left in a
-    # protocol state that fails its next query this way, not as a lost connection.
+    # A pooled connection whose backend was terminated while idle can fail its
+    # next query with "cannot switch to state ..." instead of a connection error
+    # (MagicStack/asyncpg#1069). It is the same outage.
     asyncpg.exceptions.InternalClientError,
     asyncpg.exceptions.CannotConnectNowError,
     asyncpg.exceptions.TooManyConnectionsError,

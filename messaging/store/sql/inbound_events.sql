@@ -42,3 +42,170 @@ SELECT k.ord, e.id
 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(channel, provider_message_id, ord)
 JOIN inbound_events AS e USING (channel, provider_message_id)
 ORDER BY k.ord;
+
+-- name: claim_events
+-- Claims up to $2 due events (received, or error whose retry time has come),
+-- oldest due first, for processor $1, counting the attempt. SKIP LOCKED lets any
+-- number of workers claim at once without waiting on each other; a row another
+-- worker claimed since this statement's snapshot fails the status recheck, so no
+-- row is ever claimed twice. The claim commits on its own: a worker that dies
+-- leaves a visible claim (processing, claimed_at) that the sweep returns once it
+-- times out, and the attempt stays counted (a crash may be the event's fault).
+-- The WHERE clause repeats inbound_events_due_idx's predicate so the index is used.
+-- $1 text processor_id   $2 int batch size
+WITH due AS (
+    SELECT id
+    FROM inbound_events
+    WHERE status IN ('received', 'error') AND next_attempt_at <= now()
+    ORDER BY next_attempt_at
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE inbound_events AS e
+SET status = 'processing',
+    processor_id = $1,
+    claimed_at = now(),
+    attempt_count = e.attempt_count + 1
+FROM due
+WHERE e.id = due.id
+RETURNING e.id, e.channel, e.provider_message_id, e.message_type, e.from_address,
+          e.to_address, e.payload::text AS payload, e.attempt_count, e.received_at;
+
+-- name: lock_claims
+-- First statement of a batch's transaction: locks, in id order, the batch's
+-- events that this processor still holds. An event whose claim the sweep has
+-- taken back (it timed out) is left out and not processed under this claim; the
+-- locks keep the sweep (SKIP LOCKED) off the rest until the commit.
+-- $1 bigint[] event ids   $2 text processor_id
+SELECT id
+FROM inbound_events
+WHERE id = ANY($1::bigint[]) AND status = 'processing' AND processor_id = $2
+ORDER BY id
+FOR UPDATE;
+
+-- name: mark_processed
+-- Last statement of a batch's transaction: the events are done. processed_at is
+-- the clock at this statement, not the transaction's start, so that
+-- processed_at - received_at is (within the commit) the time from a webhook's
+-- arrival to its message's commit.
+-- $1 bigint[] event ids (locked by lock_claims in this transaction)
+UPDATE inbound_events
+SET status = 'processed', processed_at = clock_timestamp()
+WHERE id = ANY($1::bigint[]) AND status = 'processing';
+
+-- name: record_failures
+-- Failed attempts: back to error with the reason and the time of the next
+-- attempt, or dead_letter once the event has used its $5 attempts. Only rows
+-- still claimed by the given processor change, so a claim the sweep took back is
+-- never failed twice. Rows are locked in id order, like every multi-row update
+-- of this table, so that concurrent updates cannot deadlock.
+-- Answers the new status of each row changed.
+-- $1 bigint[] event ids   $2 text[] processor_id that holds each claim
+-- $3 text[] last_error    $4 float8[] seconds until the next attempt
+-- $5 int attempts allowed (MESSAGING_MAX_RETRIES)
+WITH failed AS (
+    SELECT *
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[])
+         AS f(id, processor_id, error, delay_s)
+),
+owned AS (
+    SELECT e.id
+    FROM inbound_events AS e
+    JOIN failed AS f USING (id)
+    WHERE e.status = 'processing' AND e.processor_id = f.processor_id
+    ORDER BY e.id
+    FOR UPDATE OF e
+)
+UPDATE inbound_events AS e
+SET status = CASE WHEN e.attempt_count >= $5 THEN 'dead_letter' ELSE 'error' END,
+    last_error = f.error,
+    next_attempt_at = now() + make_interval(secs => f.delay_s)
+FROM failed AS f
+JOIN owned USING (id)
+WHERE e.id = f.id
+RETURNING e.id, e.status, e.attempt_count;
+
+-- name: select_stale_claims
+-- Claims older than the claim timeout: their worker died or hung mid-batch. The
+-- caller fails them with record_failures in the same transaction. SKIP LOCKED
+-- passes over rows that a live worker holds in its batch transaction (see
+-- lock_claims), so the sweep never waits on a worker nor steals from one that
+-- is committing. Uses inbound_events_claimed_idx.
+-- $1 float8 claim timeout in seconds   $2 int at most this many rows
+SELECT id, processor_id, attempt_count, claimed_at
+FROM inbound_events
+WHERE status = 'processing' AND claimed_at < now() - make_interval(secs => $1)
+ORDER BY claimed_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: release_claims
+-- Gives claims back without counting their attempt: a stopping worker could not
+-- process them for a reason that is not the events' fault (the database went
+-- away). They are due again at once, as they were when claimed.
+-- $1 bigint[] event ids   $2 text processor_id
+UPDATE inbound_events
+SET status = CASE WHEN attempt_count > 1 THEN 'error' ELSE 'received' END,
+    attempt_count = attempt_count - 1,
+    processor_id = NULL,
+    claimed_at = NULL
+WHERE id = ANY($1::bigint[]) AND status = 'processing' AND processor_id = $2;
+
+-- name: queue_stats
+-- For the gauges: how many events are due now (answered from the claim's partial
+-- index) and the fraction of the server's NOTIFY queue in use (a listener that
+-- stops reading fills it; at 100% every NOTIFY, so every webhook, fails).
+SELECT (SELECT count(*)
+        FROM inbound_events
+        WHERE status IN ('received', 'error') AND next_attempt_at <= now()) AS due,
+       pg_notification_queue_usage() AS notification_queue_usage;
+
+-- name: list_events
+-- Events in one status, oldest first, for `messaging events`.
+-- $1 text status   $2 int at most this many rows
+SELECT id, channel, provider_message_id, message_type, status, attempt_count,
+       next_attempt_at, last_error, received_at
+FROM inbound_events
+WHERE status = $1
+ORDER BY id
+LIMIT $2;
+
+-- name: replay_events
+-- `messaging replay ID...`: requeues the given events that are dead letters or
+-- waiting for a retry, due now with their attempts reset. Any other status is
+-- left alone (a processed event is not replayed; even if it were, messages are
+-- unique on their event, so a replay can never make a second message).
+-- Answers one row per distinct requested id: its status before (NULL when there
+-- is no such event) and whether it was requeued.
+-- $1 bigint[] event ids
+WITH wanted AS (
+    SELECT DISTINCT unnest($1::bigint[]) AS id
+),
+requeued AS (
+    UPDATE inbound_events AS e
+    SET status = 'received',
+        attempt_count = 0,
+        next_attempt_at = now(),
+        processor_id = NULL,
+        claimed_at = NULL
+    FROM wanted AS w
+    WHERE e.id = w.id AND e.status IN ('dead_letter', 'error')
+    RETURNING e.id
+)
+SELECT w.id, e.status AS status_before, r.id IS NOT NULL AS requeued
+FROM wanted AS w
+LEFT JOIN inbound_events AS e USING (id)
+LEFT JOIN requeued AS r USING (id)
+ORDER BY w.id;
+
+-- name: replay_dead_letters
+-- `messaging replay --all-dead`: requeues every dead letter, due now with its
+-- attempts reset. Answers their ids.
+UPDATE inbound_events
+SET status = 'received',
+    attempt_count = 0,
+    next_attempt_at = now(),
+    processor_id = NULL,
+    claimed_at = NULL
+WHERE status = 'dead_letter'
+RETURNING id;

@@ -1,0 +1,321 @@
+"""The inbound loop: claim due events in batches, turn each batch into messages
+and conversations in one transaction, retry what fails.
+
+Woken by a notification (the listener), by the sweep, or at start; it then
+claims batch after batch while they come back full, and waits again.
+
+Failures:
+- An event that cannot become a message (a payload the database or this code
+  refuses) fails on its own: the batch is bisected until the failing events are
+  found, and the rest commits. A failed event goes back to error with the reason
+  and a jittered, exponentially growing delay, or to dead_letter once it has used
+  MESSAGING_MAX_RETRIES attempts.
+- A transient database error (lost connection, deadlock, serialization failure,
+  lock or statement timeout) is not the events' fault: the batch keeps its claim
+  and is retried after a pause, costing no attempt. A worker told to stop while
+  the database is away gives its claims back (also costing no attempt) if it can;
+  if it cannot, they time out and the sweep returns them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+import asyncpg
+
+from messaging.metrics import Metrics
+from messaging.normalize import channel_kind, conversation_key
+from messaging.payloads import parse_timestamp
+from messaging.store import events
+from messaging.store.db import is_transient
+from messaging.store.events import ClaimedEvent, Failure
+from messaging.store.inbound import NewMessage, commit_batch
+from messaging.worker import backoff
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Pauses after a transient database error: short at first (a deadlock resolves
+# at once), growing while the database stays away.
+TRANSIENT_BASE_S = 0.05
+TRANSIENT_CAP_S = 5.0
+# last_error keeps the start of long messages only.
+MAX_ERROR_CHARS = 2000
+
+
+class InvalidEvent(Exception):
+    """An event's stored payload cannot become a message."""
+
+
+class Stopped(Exception):
+    """The loop was told to stop while waiting for the database to come back."""
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int
+    base_s: float
+    cap_s: float
+
+    def delay_s(self, attempt: int) -> float:
+        return backoff.delay(attempt, base=self.base_s, cap=self.cap_s)
+
+
+def to_message(event: ClaimedEvent) -> NewMessage:
+    """The message an inbound event becomes. Pure; raises InvalidEvent."""
+    try:
+        payload = json.loads(event.payload)
+    except ValueError as exc:
+        raise InvalidEvent(f"payload is not JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise InvalidEvent("payload is not a JSON object")
+    raw_timestamp = payload.get("timestamp")
+    sent_at = parse_timestamp(raw_timestamp) if isinstance(raw_timestamp, str) else None
+    if sent_at is None:
+        raise InvalidEvent(f"payload timestamp {raw_timestamp!r} is not an RFC 3339 date-time")
+    body = payload.get("body")
+    if body is None:
+        body = ""  # an MMS may carry only attachments
+    if not isinstance(body, str):
+        raise InvalidEvent("payload body is not a string")
+    attachments = payload.get("attachments") or []
+    if not isinstance(attachments, list) or not all(isinstance(a, str) for a in attachments):
+        raise InvalidEvent("payload attachments is not a list of URLs")
+    kind, participant_a, participant_b = conversation_key(
+        channel_kind(event.message_type), event.from_address, event.to_address
+    )
+    return NewMessage(
+        event_id=event.id,
+        kind=kind,
+        participant_a=participant_a,
+        participant_b=participant_b,
+        message_type=event.message_type,
+        from_address=event.from_address,
+        to_address=event.to_address,
+        body=body,
+        attachments=json.dumps(attachments),
+        sent_at=sent_at,
+        provider_message_id=event.provider_message_id,
+    )
+
+
+def describe(exc: BaseException) -> str:
+    """The reason recorded in last_error: what failed, and the exception's type
+    (the payload problems this module finds speak for themselves)."""
+    text = str(exc).strip()
+    if not isinstance(exc, InvalidEvent):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text[:MAX_ERROR_CHARS]
+
+
+class InboundLoop:
+    """Claims and processes inbound events. run() is the background loop;
+    drain() processes everything due now and returns (tests, burst mode)."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        metrics: Metrics,
+        *,
+        processor_id: str,
+        batch_size: int,
+        retry: RetryPolicy,
+    ) -> None:
+        self._pool = pool
+        self._metrics = metrics
+        self._processor_id = processor_id
+        self._batch_size = batch_size
+        self._retry = retry
+        self._wake = asyncio.Event()
+        self._wake.set()  # look for work as soon as the loop starts
+        self._stopping = asyncio.Event()
+
+    def wake(self, payload: str = "") -> None:
+        """There may be work: claim at the next opportunity. Returns at once."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Claim nothing more; run() returns once the batch in hand is done."""
+        self._stopping.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        failures = 0
+        while True:
+            await self._wake.wait()
+            # Cleared before claiming: a notification that arrives meanwhile sets
+            # it again and is not lost.
+            self._wake.clear()
+            if self._stopping.is_set():
+                return
+            try:
+                await self.drain()
+                failures = 0
+            except Stopped:
+                return
+            except Exception as exc:
+                failures += 1
+                pause = backoff.delay(failures, base=TRANSIENT_BASE_S, cap=TRANSIENT_CAP_S)
+                log.log(
+                    logging.WARNING if is_transient(exc) else logging.ERROR,
+                    "claim loop failed; retrying",
+                    exc_info=not is_transient(exc),
+                    extra={
+                        "action": "claim_failed",
+                        "error": describe(exc),
+                        "retry_in_s": round(pause, 3),
+                    },
+                )
+                await self._pause(pause)
+                self._wake.set()
+
+    async def drain(self) -> int:
+        """Claim and process batches until one comes back short (or stopping).
+        Returns how many events were claimed."""
+        claimed_total = 0
+        while not self._stopping.is_set():
+            batch = await events.claim(self._pool, self._processor_id, self._batch_size)
+            if batch:
+                claimed_total += len(batch)
+                self._metrics.events_claimed(len(batch))
+                await self._process(batch)
+            if len(batch) < self._batch_size:
+                break
+        return claimed_total
+
+    async def _process(self, batch: list[ClaimedEvent]) -> None:
+        started = time.perf_counter()
+        messages: list[NewMessage] = []
+        failures: list[Failure] = []
+        by_id = {event.id: event for event in batch}
+        for event in batch:
+            try:
+                messages.append(to_message(event))
+            except InvalidEvent as exc:
+                failures.append(self._failure(event, describe(exc)))
+        try:
+            if messages:
+                failures += await self._with_retries(
+                    lambda: self._commit_isolating(messages, by_id)
+                )
+            if failures:
+                await self._with_retries(lambda: self._record(failures))
+        except Stopped:
+            await self._release(batch)
+            raise
+        log.debug(
+            "batch processed",
+            extra={
+                "action": "batch_processed",
+                "events": len(batch),
+                "failed": len(failures),
+                "ms": round((time.perf_counter() - started) * 1000, 2),
+            },
+        )
+
+    async def _commit_isolating(
+        self, messages: list[NewMessage], by_id: dict[int, ClaimedEvent]
+    ) -> list[Failure]:
+        """Commit the messages; if the database refuses the batch, split it in two
+        and try each half, down to the single events it refuses. Transient errors
+        propagate (the caller retries the whole, minus what has committed)."""
+        try:
+            committed = await commit_batch(self._pool, self._processor_id, messages)
+        except Exception as exc:
+            if is_transient(exc):
+                raise
+            if len(messages) == 1:
+                return [self._failure(by_id[messages[0].event_id], describe(exc))]
+            log.info(
+                "batch refused; isolating the failing events",
+                extra={"action": "batch_isolate", "events": len(messages), "error": describe(exc)},
+            )
+            middle = len(messages) // 2
+            return await self._commit_isolating(
+                messages[:middle], by_id
+            ) + await self._commit_isolating(messages[middle:], by_id)
+        now = time.time()
+        self._metrics.events_processed(
+            [now - by_id[i].received_at.timestamp() for i in committed.event_ids]
+        )
+        return []
+
+    async def _record(self, failures: list[Failure]) -> None:
+        outcomes = await events.record_failures(self._pool, failures, self._retry.max_attempts)
+        reasons = {f.event_id: f.error for f in failures}
+        for outcome in outcomes:
+            dead = outcome.status == "dead_letter"
+            self._metrics.event_failed(dead_lettered=dead)
+            log.log(
+                logging.ERROR if dead else logging.WARNING,
+                "event dead-lettered" if dead else "event failed; will retry",
+                extra={
+                    "action": "event_dead_lettered" if dead else "event_failed",
+                    "event_id": outcome.event_id,
+                    "attempt": outcome.attempt_count,
+                    "error": reasons.get(outcome.event_id),
+                },
+            )
+
+    def _failure(self, event: ClaimedEvent, error: str) -> Failure:
+        return Failure(
+            event_id=event.id,
+            processor_id=self._processor_id,
+            error=error,
+            delay_s=self._retry.delay_s(event.attempt_count),
+        )
+
+    async def _with_retries(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run operation until it gets past transient database errors. Raises
+        Stopped if told to stop while the database is away."""
+        failures = 0
+        while True:
+            try:
+                return await operation()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                failures += 1
+                if self._stopping.is_set() and failures > 1:
+                    raise Stopped from exc
+                pause = backoff.delay(failures, base=TRANSIENT_BASE_S, cap=TRANSIENT_CAP_S)
+                log.warning(
+                    "transient database error; retrying the batch",
+                    extra={
+                        "action": "batch_transient_error",
+                        "error": describe(exc),
+                        "attempt": failures,
+                        "retry_in_s": round(pause, 3),
+                    },
+                )
+                await self._pause(pause)
+
+    async def _release(self, batch: list[ClaimedEvent]) -> None:
+        try:
+            released = await events.release_claims(
+                self._pool, [e.id for e in batch], self._processor_id
+            )
+        except Exception as exc:
+            log.warning(
+                "could not give claims back; they will time out",
+                extra={
+                    "action": "claims_release_failed",
+                    "events": len(batch),
+                    "error": describe(exc),
+                },
+            )
+            return
+        log.info("claims given back", extra={"action": "claims_released", "events": released})
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, cut short by stop()."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)

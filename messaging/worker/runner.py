@@ -1,0 +1,126 @@
+"""The Worker: owner of the listener, the inbound loop and the sweep.
+
+start() launches them; stop() stops claiming, lets the batch in hand finish,
+stops the sweep, and closes the LISTEN connection, in that order, so that a clean
+shutdown leaves no event in processing. Any number of workers (processes or
+apps) may run against one database: claims use SKIP LOCKED, and each worker
+process has its own processor id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import socket
+from typing import Any
+
+import asyncpg
+
+from messaging.config import Settings
+from messaging.metrics import Metrics
+from messaging.store.events import CHANNEL as INBOUND_CHANNEL
+from messaging.worker.inbound import InboundLoop, RetryPolicy
+from messaging.worker.listener import Listener
+from messaging.worker.sweep import Sweeper
+
+log = logging.getLogger(__name__)
+
+
+def new_processor_id() -> str:
+    """hostname:pid:random, unique per worker even across restarts and hosts."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: Settings,
+        pool: asyncpg.Pool,
+        metrics: Metrics,
+        *,
+        listener_check_interval_s: float = 30.0,
+        listener_check_timeout_s: float = 5.0,
+        stop_timeout_s: float = 30.0,
+    ) -> None:
+        if settings.database_url is None:
+            raise ValueError("the worker needs settings.database_url (the CLI resolves it)")
+        self.processor_id = new_processor_id()
+        self._stop_timeout_s = stop_timeout_s
+        retry = RetryPolicy(
+            max_attempts=settings.max_retries,
+            base_s=settings.backoff_base_ms / 1000,
+            cap_s=settings.backoff_cap_ms / 1000,
+        )
+        self.inbound = InboundLoop(
+            pool,
+            metrics,
+            processor_id=self.processor_id,
+            batch_size=settings.batch_size,
+            retry=retry,
+        )
+        self.sweeper = Sweeper(
+            pool,
+            metrics,
+            interval_s=settings.sweep_interval_ms / 1000,
+            claim_timeout_s=settings.claim_timeout_secs,
+            retry=retry,
+            on_due=self.inbound.wake,
+        )
+        self.listener: Listener | None = None
+        if settings.listen:
+            self.listener = Listener(
+                settings.database_url,
+                metrics,
+                name=f"messaging-listener {self.processor_id}",
+                check_interval_s=listener_check_interval_s,
+                check_timeout_s=listener_check_timeout_s,
+            )
+            self.listener.subscribe(INBOUND_CHANNEL, self.inbound.wake)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        if self.listener is not None:
+            self.listener.start()
+        self._tasks = [
+            asyncio.create_task(self.inbound.run(), name="inbound-loop"),
+            asyncio.create_task(self.sweeper.run(), name="sweep"),
+        ]
+        log.info(
+            "worker started",
+            extra={
+                "action": "worker_started",
+                "processor_id": self.processor_id,
+                "listen": self.listener is not None,
+            },
+        )
+
+    async def stop(self) -> None:
+        """Stop claiming, finish the batch in hand, close connections."""
+        self.inbound.stop()
+        self.sweeper.stop()
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=self._stop_timeout_s)
+            for task in pending:
+                # Only a batch stuck longer than the stop timeout gets here; its
+                # claims stay and time out.
+                log.error(
+                    "task did not stop in time; cancelling",
+                    extra={"action": "worker_stop_timeout", "task": task.get_name()},
+                )
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks = []
+        if self.listener is not None:
+            await self.listener.close()
+        log.info(
+            "worker stopped", extra={"action": "worker_stopped", "processor_id": self.processor_id}
+        )
+
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """For /readyz: the listener's state (always ready with LISTEN off)."""
+        if self.listener is None:
+            return True, {"enabled": False}
+        ok, details = await self.listener.readiness()
+        return ok, {"enabled": True, **details}
