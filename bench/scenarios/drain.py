@@ -84,7 +84,7 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
         what=(
             f"{p.drain_events:,} events inserted with SQL (bench/sql/drain.sql, 1,000 senders), "
             "then `messaging worker` processes started (default MESSAGING_BATCH_SIZE); "
-            "events/s from polling the unprocessed count every 100 ms "
+            "events/s from polling the unprocessed count every 200 ms "
             f"(bench/scenarios/draining.py); {p.repeats} repeats, fresh database each; medians. "
             "Checked after each run: every event processed, one message each."
         ),
