@@ -64,7 +64,7 @@ async def drain_service(ctx: Context, events: int, workers: int) -> dict[str, An
             outcome = dict(await conn.fetchrow(_OUTCOME) or {})
         finally:
             await conn.close()
-    if outcome["processed"] != events or outcome["messages"] != events:
+    if outcome["not_processed"] != 0 or outcome["messages"] != events:
         raise RuntimeError(f"drain of {events} events left {outcome}")
     return result | outcome
 

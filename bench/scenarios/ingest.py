@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from bench.context import Context
+from bench.db import HISTORY_EVENTS
 from bench.procs import PYTHON, ROOT, next_port, run_command, running, wait_until_ready
 from bench.scenarios.common import rotated, section, service, table, tag
 from bench.stats import median, paired_ratio
@@ -145,6 +146,11 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
         f"Group commit vs one commit per request: {summary['group_commit_speedup']:.2f}x "
         "the requests/s (ratio).",
     ]
+    notes.append(
+        f"Each service database starts with {HISTORY_EVENTS:,} processed events, analyzed "
+        "(bench/sql/template.sql): on an empty, never-analyzed table the ingest statement "
+        "looks existing rows up with a sequential scan until autovacuum analyzes it."
+    )
     if ctx.can.worker and not ctx.can.serve_without_worker:
         notes.append("The worker ran in the service process (no --no-worker in this CLI).")
     return section(

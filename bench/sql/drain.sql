@@ -21,9 +21,9 @@ SELECT (SELECT count(*) FROM inbound_events WHERE status IN ('received', 'error'
      + (SELECT count(*) FROM inbound_events WHERE status = 'processing');
 
 -- name: drain_outcome
--- What the drain left: every event processed once, one message each.
-SELECT (SELECT count(*) FROM inbound_events WHERE status = 'processed') AS processed,
-       (SELECT count(*) FROM inbound_events WHERE status <> 'processed') AS not_processed,
+-- What the drain left: every event processed once, one message each (the
+-- template's history events are processed already and have no message).
+SELECT (SELECT count(*) FROM inbound_events WHERE status <> 'processed') AS not_processed,
        (SELECT count(*) FROM messages) AS messages,
        (SELECT count(*) FROM conversations) AS conversations;
 
