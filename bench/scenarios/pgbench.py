@@ -100,6 +100,16 @@ def _section(ctx: Context, raw: dict[str, dict[int, list[dict[str, float]]]]) ->
         s = summary[str(clients)]
         rows.append([clients, notify, s["notify_latency_ms"], plain, s["plain_latency_ms"], cost])
     p = ctx.profile
+    notes = []
+    ingest = ctx.done.get("ingest", {}).get("summary", {}).get("service", {}).get("rps")
+    most = str(max(p.pgbench_clients))
+    if ingest and summary[most]["notify_tps"]:
+        notes.append(
+            f"The service's ingest (scenario 1, HTTP included) reached "
+            f"{ingest / summary[most]['notify_tps']:.2f}x the one-row-per-commit rate with the "
+            f"trigger at {most} clients (ratio of two medians of this run): what sharing "
+            "commits buys over the lock NOTIFY holds through each commit."
+        )
     return section(
         TITLE,
         what=(
@@ -124,4 +134,5 @@ def _section(ctx: Context, raw: dict[str, dict[int, list[dict[str, float]]]]) ->
         ],
         raw={t: {str(c): v for c, v in per.items()} for t, per in raw.items()},
         summary=summary,
+        notes=notes,
     )
