@@ -1,5 +1,8 @@
 """Writes bench/results/latest.json (everything, every repeat), latest.md (the
-tables, what each measures, the targets of issue 5) and latest.png (a plot)."""
+tables, what each measures, the targets of issue 5) and latest.png (a plot).
+
+    python -m bench.report   # re-render latest.md and latest.png from latest.json
+"""
 
 from __future__ import annotations
 
@@ -105,8 +108,8 @@ def markdown(results: dict[str, Any]) -> str:
         "## Commands",
         "",
         "```sh",
-        "make bench         # the full suite (about 30 minutes here)",
-        "make bench-quick   # the same scenarios, shorter (a few minutes)",
+        "make bench         # the full suite (about half an hour on 2 cores)",
+        "make bench-quick   # the same scenarios, shorter (two to three minutes)",
         ".venv/bin/python -m bench.run [--quick] --only ingest pgbench   # some scenarios",
         "BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres make bench-quick",
         "```",
@@ -139,6 +142,8 @@ def _section_md(s: dict[str, Any]) -> list[str]:
 
 
 def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return str(value)
     if _nan(value):
@@ -153,7 +158,7 @@ def _fmt(value: Any) -> str:
 
 
 def _nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def _finite(value: Any) -> Any:
@@ -273,3 +278,13 @@ def _plot_pgbench(ax: Any, s: dict[str, Any] | None) -> None:
     ax.set_xlabel("clients")
     ax.set_ylabel("transactions/s")
     ax.legend()
+
+
+def main() -> None:
+    results = json.loads((RESULTS / "latest.json").read_text(encoding="utf-8"))
+    (RESULTS / "latest.md").write_text(markdown(results), encoding="utf-8")
+    plot(results, RESULTS / "latest.png")
+
+
+if __name__ == "__main__":
+    main()
