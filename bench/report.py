@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -198,7 +199,8 @@ def _unavailable(ax: Any, title: str, section: dict[str, Any] | None) -> bool:
     if section and section["status"] == "ok":
         return False
     reason = "not run" if not section else f"{section['status']}: {section.get('reason', '')}"
-    ax.text(0.5, 0.5, reason, ha="center", va="center", wrap=True, transform=ax.transAxes)
+    text = textwrap.fill(reason, 48)
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
     ax.set_xticks([])
     ax.set_yticks([])
     return True
