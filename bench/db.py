@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import logging
 import os
 import uuid
@@ -23,6 +24,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import asyncpg
+import psutil
 
 from bench.queries import query
 from messaging.migrate import migrate
@@ -86,6 +88,7 @@ def server(work_dir: Path) -> Iterator[Server]:
     from messaging.embedded import embedded_server
 
     data_dir = work_dir / "pgdata"
+    _forget_dead_handles(data_dir)
     with embedded_server(data_dir, database="postgres") as embedded_url:
         if asyncio.run(_commit_timestamps(embedded_url)):
             yield Server(url=embedded_url, embedded=True)
@@ -95,6 +98,21 @@ def server(work_dir: Path) -> Iterator[Server]:
     log.info("restarting the embedded server to record commit timestamps")
     with embedded_server(data_dir, database="postgres") as embedded_url:
         yield Server(url=embedded_url, embedded=True)
+
+
+def _forget_dead_handles(data_dir: Path) -> None:
+    """The wheel stops its server when the last process holding a handle exits,
+    and lists those processes in .handle_pids.json. A run that was killed stays
+    on that list, and the server would then outlive every later run: drop the
+    processes that no longer exist."""
+    handles = data_dir / ".handle_pids.json"
+    try:
+        pids = json.loads(handles.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive), encoding="utf-8")
 
 
 async def _commit_timestamps(url: str) -> bool:
