@@ -82,9 +82,18 @@ async def create_pool(database_url: str, *, size: int) -> asyncpg.Pool:
         timeout=ACQUIRE_TIMEOUT_S,
         max_inactive_connection_lifetime=300,
         server_settings={"application_name": "messaging"},
+        reset=_keep_session,
     )
     assert pool is not None
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Release a connection without asyncpg's default reset query (advisory locks,
+    cursors, LISTEN, settings): one round trip per release, on the group-commit
+    path once per batch. Pooled connections never change session state here: the
+    LISTEN has a connection of its own, and no query SETs or locks beyond its
+    transaction. An open transaction is still rolled back by the pool itself."""
 
 
 @asynccontextmanager
