@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from messaging.config import Settings
-from messaging.http import conversations, health, openapi, webhooks
+from messaging.http import conversations, health, openapi, sends, webhooks
 from messaging.http.keys import EVENT_WRITER, METRICS, POOL, PROVIDERS, SETTINGS, WORKER
 from messaging.http.problems import errors_to_problems, negotiate_json, request_context
 from messaging.metrics import Metrics
@@ -37,6 +37,7 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[health.READINESS_CHECKS] = []
+    app.add_routes(sends.routes())
     app.add_routes(webhooks.routes())
     app.add_routes(conversations.routes())
     app.add_routes(health.routes())

@@ -144,6 +144,7 @@ def _mock_providers(settings: Settings, args: argparse.Namespace) -> None:
         print=lambda msg: log.info(msg.strip(), extra={"action": "listening"}),
     )
 
+
 def _worker(settings: Settings, args: argparse.Namespace) -> None:
     _use_uvloop()
     with _database(settings) as resolved:

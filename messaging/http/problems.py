@@ -16,6 +16,7 @@ from messaging.errors import (
     DatabaseRejected,
     DatabaseUnavailable,
     FieldError,
+    IdempotencyKeyReused,
     InvalidRequest,
     NotFound,
 )
@@ -105,6 +106,13 @@ async def errors_to_problems(request: web.Request, handler: Handler) -> web.Stre
         return problem(request, exc.status, exc.detail, exc.errors)
     except NotFound as exc:
         return problem(request, 404, str(exc) or "Not found.")
+    except IdempotencyKeyReused as exc:
+        return problem(
+            request,
+            422,
+            str(exc),
+            [FieldError("Idempotency-Key", "names an earlier send with another request")],
+        )
     except DatabaseRejected as exc:
         log.warning(
             "database refused a request's data",

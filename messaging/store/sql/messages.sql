@@ -61,3 +61,31 @@ FROM gained AS g
 JOIN locked USING (id)
 WHERE c.id = g.id
 RETURNING c.id, g.messages;
+
+-- name: insert_outbound_message
+-- A send: the outbound message, queued and due now, then its conversation's count
+-- and last activity (the later of the two: messages may arrive out of order), in
+-- one statement. The conversation exists already (insert_missing_conversations ran
+-- first in the same transaction); if it did not, conversation_id would be NULL and
+-- the statement would fail rather than lose the message. The INSERT fires
+-- messages_outbound_notify (triggers/), which wakes the delivery loops at commit.
+-- $1 text kind ('sms' or 'email')   $2 text participant_a   $3 text participant_b
+-- $4 text message_type   $5 text from_address   $6 text to_address   $7 text body
+-- $8 text attachments (a JSON array)   $9 timestamptz sent_at (the payload's timestamp)
+WITH inserted AS (
+    INSERT INTO messages (conversation_id, direction, message_type, from_address,
+                          to_address, body, attachments, sent_at, status, next_attempt_at)
+    VALUES ((SELECT c.id
+             FROM conversations AS c
+             WHERE c.kind = $1 AND c.participant_a = $2 AND c.participant_b = $3),
+            'outbound', $4, $5, $6, $7, $8::jsonb, $9, 'queued', now())
+    RETURNING id, conversation_id, sent_at
+),
+counted AS (
+    UPDATE conversations AS c
+    SET message_count = c.message_count + 1,
+        last_activity_at = greatest(c.last_activity_at, i.sent_at)
+    FROM inserted AS i
+    WHERE c.id = i.conversation_id
+)
+SELECT id, conversation_id FROM inserted;
