@@ -59,6 +59,8 @@ class Worker:
         if settings.database_url is None:
             raise ValueError("the worker needs settings.database_url (the CLI resolves it)")
         self.processor_id = new_processor_id()
+        self._claim_timeout_ms = settings.claim_timeout_secs * 1000
+        self._provider_timeout_ms = settings.provider_timeout_ms
         self._stop_timeout_s = stop_timeout_s
         retry = RetryPolicy(
             max_attempts=settings.max_retries,
@@ -103,6 +105,13 @@ class Worker:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        if self._claim_timeout_ms <= self._provider_timeout_ms:
+            log.warning(
+                "MESSAGING_CLAIM_TIMEOUT_SECS is not longer than MESSAGING_PROVIDER_TIMEOUT_MS:"
+                " the sweep may take back sends still in flight and send them again (the"
+                " provider's idempotency key keeps that to one delivery, at the cost of requests)",
+                extra={"action": "config_warning"},
+            )
         if self.listener is not None:
             self.listener.start()
         self._tasks = [
