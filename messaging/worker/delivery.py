@@ -116,10 +116,6 @@ class DeliveryLoop:
         self._retry_times: list[float] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    @property
-    def in_flight(self) -> int:
-        return len(self._in_flight)
-
     def wake(self, payload: str = "") -> None:
         """There may be sends due: claim at the next opportunity. Returns at once."""
         self._wake.set()
@@ -308,7 +304,8 @@ class DeliveryLoop:
 
 def _log_step(send: ClaimedSend, step: Step) -> None:
     if isinstance(step, Sent):
-        log.info(
+        # DEBUG: the provider client has logged the acceptance at INFO already.
+        log.debug(
             "send delivered",
             extra={
                 "action": "send_sent",
