@@ -18,7 +18,7 @@ from aiohttp import web
 from messaging.config import Settings
 from messaging.http import conversations, health, openapi, sends, webhooks
 from messaging.http.keys import EVENT_WRITER, METRICS, POOL, PROVIDERS, SETTINGS, WORKER
-from messaging.http.problems import errors_to_problems, negotiate_json, request_context
+from messaging.http.problems import edge
 from messaging.metrics import Metrics
 from messaging.providers.client import open_providers
 from messaging.providers.mock import mock_providers
@@ -33,7 +33,7 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
     if settings.database_url is None:
         raise ValueError("init_app needs settings.database_url (the CLI resolves it)")
     app = web.Application(
-        middlewares=[request_context, errors_to_problems, negotiate_json],
+        middlewares=[edge],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -57,7 +57,7 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
 def init_mock_app(settings: Settings) -> web.Application:
     """The mock providers alone (`messaging mock-providers`), at the same paths as
     under the service, so that only the host and port of the URLs change."""
-    app = web.Application(middlewares=[request_context, errors_to_problems])
+    app = web.Application(middlewares=[edge])
     app.add_subapp("/mock", mock_providers(settings))
     return app
 

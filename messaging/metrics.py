@@ -6,6 +6,8 @@ in one process (the tests) never share counters.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aioprometheus.collectors import Counter, Gauge, Histogram, Registry
 from aioprometheus.renderer import render
 
@@ -20,6 +22,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = Registry()
+        self._webhook_counts: dict[tuple[str, str], int] = {}
+        self._ingest_latency_by_channel: dict[str, Any] = {}
         r = self.registry
         self.webhooks = Counter(
             "messaging_webhooks_total", "Provider webhooks by channel and outcome.", registry=r
@@ -175,8 +179,19 @@ class Metrics:
         self.provider_latency.add({"provider": provider}, seconds)
 
     def webhook(self, channel: str, outcome: str, seconds: float) -> None:
-        self.webhooks.inc({"channel": channel, "outcome": outcome})
-        self.ingest_latency.add({"channel": channel}, seconds)
+        # Once per webhook, so kept off aioprometheus's per-call label hashing:
+        # counts go to a plain dict (copied into the counter when rendered), and
+        # latencies straight into the label's aggregator, looked up once.
+        key = (channel, outcome)
+        self._webhook_counts[key] = self._webhook_counts.get(key, 0) + 1
+        latency = self._ingest_latency_by_channel.get(channel)
+        if latency is None:
+            self.ingest_latency.add({"channel": channel}, seconds)
+            self._ingest_latency_by_channel[channel] = self.ingest_latency.get_value(
+                {"channel": channel}
+            )
+        else:
+            latency.observe(seconds)
 
     def ingest_committed(self, rows: int, seconds: float) -> None:
         self.ingest_commits.inc({})
@@ -209,5 +224,7 @@ class Metrics:
         self.notification_queue_usage.set({}, notification_queue_usage)
 
     def render(self, accept: list[str]) -> tuple[bytes, dict[str, str]]:
+        for (channel, outcome), count in self._webhook_counts.items():
+            self.webhooks.set({"channel": channel, "outcome": outcome}, count)
         content, headers = render(self.registry, accept)
         return content, dict(headers)

@@ -26,21 +26,30 @@ inserted AS (
     RETURNING id, channel, provider_message_id
 )
 SELECT input.ord,
-       coalesce(inserted.id, existing.id) AS id,
+       -- The lookup of an already stored event runs only for the rows this
+       -- statement did not insert (coalesce stops at the first non-NULL), and as
+       -- a probe of the unique index: a join here would be planned as a scan of
+       -- the whole table while the table is young and not yet analyzed, and
+       -- asyncpg keeps that plan for the life of the connection.
+       coalesce(inserted.id,
+                (SELECT existing.id
+                 FROM inbound_events AS existing
+                 WHERE existing.channel = input.channel
+                   AND existing.provider_message_id = input.provider_message_id)) AS id,
        inserted.id IS NOT NULL AS created
 FROM input
 LEFT JOIN inserted USING (channel, provider_message_id)
-LEFT JOIN inbound_events AS existing
-       ON existing.channel = input.channel
-      AND existing.provider_message_id = input.provider_message_id
 ORDER BY input.ord;
 
 -- name: find_event_ids
 -- Ids of stored events by key, for the rare rows insert_events could not see.
 -- $1 text[] channel   $2 text[] provider_message_id
-SELECT k.ord, e.id
+-- A probe of the unique index per key, like insert_events.
+SELECT k.ord,
+       (SELECT e.id
+        FROM inbound_events AS e
+        WHERE e.channel = k.channel AND e.provider_message_id = k.provider_message_id) AS id
 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(channel, provider_message_id, ord)
-JOIN inbound_events AS e USING (channel, provider_message_id)
 ORDER BY k.ord;
 
 -- name: claim_events

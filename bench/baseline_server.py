@@ -1,0 +1,52 @@
+"""The HTTP ceiling of this machine: a bare aiohttp handler that reads and
+validates a webhook exactly as the service does (messaging.payloads) and answers
+202, with no database, no middlewares and no logging.
+
+    python -m bench.baseline_server PORT
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+
+from aiohttp import web
+
+from messaging.payloads import parse_json, parse_sms_webhook
+
+_ids = itertools.count(1)
+
+
+async def sms_webhook(request: web.Request) -> web.Response:
+    event = parse_sms_webhook(parse_json(await request.read()))
+    return web.json_response(
+        {
+            "id": next(_ids),
+            "status": "accepted",
+            "duplicate": False,
+            "channel": event.channel,
+            "provider_message_id": event.provider_message_id,
+        },
+        status=202,
+    )
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def main() -> None:
+    port = int(sys.argv[1])
+    try:
+        import uvloop  # the service runs on uvloop too (messaging/cli.py)
+
+        uvloop.install()
+    except ImportError:
+        pass
+    app = web.Application()
+    app.add_routes([web.post("/api/webhooks/sms", sms_webhook), web.get("/healthz", healthz)])
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

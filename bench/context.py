@@ -1,0 +1,111 @@
+"""What every scenario is given: the profile (how long, how many repeats), the
+databases, and what this machine and branch can run."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.db import Databases, Server
+from bench.procs import MESSAGING, child_env, run_command
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    repeats: int
+    # Load before each measurement that is not counted: pools fill, caches warm.
+    warmup_s: int
+    ingest_s: int
+    ingest_connections: int
+    e2e_s: float
+    e2e_rates: tuple[int, ...]
+    e2e_sweeps_ms: tuple[int, ...]
+    drain_events: int
+    drain_workers: tuple[int, ...]
+    peer_enqueue_s: float
+    peer_drain_jobs: int
+    # procrastinate drains a few hundred no-op jobs/s here: fewer keep quick quick.
+    procrastinate_drain_jobs: int
+    # Try each peer's main setting on a smaller drain first and use the best.
+    peer_sweep: bool
+    peer_latency_s: float
+    peer_latency_rate: int
+    pgbench_s: int
+    pgbench_clients: tuple[int, ...]
+
+
+FULL = Profile(
+    name="full",
+    repeats=3,
+    warmup_s=2,
+    ingest_s=10,
+    ingest_connections=64,
+    e2e_s=30.0,
+    e2e_rates=(200, 2000),
+    e2e_sweeps_ms=(1000, 100),
+    drain_events=100_000,
+    drain_workers=(1, 2),
+    peer_enqueue_s=10.0,
+    peer_drain_jobs=50_000,
+    procrastinate_drain_jobs=50_000,
+    peer_sweep=True,
+    peer_latency_s=30.0,
+    peer_latency_rate=200,
+    pgbench_s=10,
+    pgbench_clients=(1, 8, 32),
+)
+
+# About two minutes: the same scenarios, three short repeats, smaller volumes.
+QUICK = Profile(
+    name="quick",
+    repeats=3,
+    warmup_s=1,
+    ingest_s=2,
+    ingest_connections=64,
+    e2e_s=2.0,
+    e2e_rates=(200, 2000),
+    e2e_sweeps_ms=(1000, 100),
+    drain_events=30_000,
+    drain_workers=(1, 2),
+    peer_enqueue_s=1.0,
+    peer_drain_jobs=30_000,
+    procrastinate_drain_jobs=1_000,
+    peer_sweep=False,
+    peer_latency_s=2.0,
+    peer_latency_rate=200,
+    pgbench_s=1,
+    pgbench_clients=(1, 8, 32),
+)
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the checked-out service offers; the worker is being built elsewhere."""
+
+    worker: bool  # `messaging worker` exists
+    serve_without_worker: bool  # `messaging serve --no-worker` exists
+    wrk: str | None  # path of wrk, or None: the aiohttp load generator stands in
+
+    @classmethod
+    async def probe(cls) -> Capabilities:
+        env = child_env()
+        worker_code, _ = await run_command([MESSAGING, "worker", "--help"], env, limit_s=60)
+        _, serve_help = await run_command([MESSAGING, "serve", "--help"], env, limit_s=60)
+        return cls(
+            worker=worker_code == 0,
+            serve_without_worker="--no-worker" in serve_help,
+            wrk=shutil.which("wrk"),
+        )
+
+
+@dataclass(frozen=True)
+class Context:
+    profile: Profile
+    server: Server
+    databases: Databases
+    can: Capabilities
+    # Sections of the scenarios run so far, by name: a later scenario may set
+    # its figures beside an earlier one's (the peers table shows the service's).
+    done: dict[str, dict[str, Any]] = field(default_factory=dict)

@@ -1,0 +1,292 @@
+"""Writes bench/results/latest.json (everything, every repeat), latest.md (the
+tables, what each measures, the targets of issue 5) and latest.png (a plot).
+
+    python -m bench.report   # re-render latest.md and latest.png from latest.json
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).parent / "results"
+
+ORDER = ("ingest", "end_to_end", "drain", "peers", "pgbench")
+
+
+def write(results: dict[str, Any]) -> list[Path]:
+    RESULTS.mkdir(exist_ok=True)
+    results["targets"] = targets(results["sections"])
+    json_path = RESULTS / "latest.json"
+    json_path.write_text(json.dumps(_finite(results), indent=1) + "\n", encoding="utf-8")
+    md_path = RESULTS / "latest.md"
+    md_path.write_text(markdown(results), encoding="utf-8")
+    png_path = RESULTS / "latest.png"
+    plot(results, png_path)
+    return [md_path, json_path, png_path]
+
+
+def targets(sections: dict[str, Any]) -> list[dict[str, Any]]:
+    """The targets of issue 5, each with its measured figure (None: not measured)."""
+
+    def get(*keys: str) -> float | None:
+        value: Any = sections
+        for key in keys:
+            if not isinstance(value, dict) or key not in value:
+                return None
+            value = value[key]
+        return None if value is None or _nan(value) else float(value)
+
+    rows = [
+        ("Ingest req/s >= 0.90 x the HTTP ceiling's", "ratio", 0.90, ">=",
+         get("ingest", "summary", "service", "rps_vs_ceiling")),
+        ("Ingest p99 <= 1.5 x the ceiling's p99", "ratio", 1.5, "<=",
+         get("ingest", "summary", "service", "p99_vs_ceiling")),
+        ("End to end at 200/s: p50 <= 5 ms", "abs", 5.0, "<=",
+         get("end_to_end", "summary", "200", "notify", "p50_ms")),
+        ("End to end at 200/s: p99 <= 15 ms", "abs", 15.0, "<=",
+         get("end_to_end", "summary", "200", "notify", "p99_ms")),
+        ("Polling at 1 s >= 100 x NOTIFY's p50 (200/s)", "ratio", 100.0, ">=",
+         get("end_to_end", "summary", "200", "poll_1000ms", "p50_vs_notify")),
+        ("Drain >= 2 x pgqueuer's no-op drain rate", "ratio", 2.0, ">=",
+         get("peers", "summary", "pgqueuer", "service_drain_vs_this")),
+    ]  # fmt: skip
+    out = []
+    for name, kind, bound, op, value in rows:
+        met = None if value is None else (value >= bound if op == ">=" else value <= bound)
+        out.append({"target": name, "kind": kind, "measured": value, "met": met})
+    return out
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m = results["machine"]
+    pg = m["postgres"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"`{results['command']}` (profile **{results['profile']}**), started "
+        f"{results['started_at']}, took {results['elapsed_s']:.0f} s. "
+        "Written by `bench/report.py`; every repeat is in `latest.json`.",
+        "",
+        "## Machine",
+        "",
+        f"- {m['cores']} cores ({m['cpu']}), {m['memory']}, {m['os']}, Python {m['python']}; "
+        "shared with other work while this ran.",
+        f"- PostgreSQL {pg['version']}, {m['database']}: shared_buffers {pg['shared_buffers']}, "
+        f"synchronous_commit {pg['synchronous_commit']}, fsync {pg['fsync']}, "
+        f"track_commit_timestamp {pg['track_commit_timestamp']}.",
+        f"- Load: {m['load_generator']}. Packages: "
+        + ", ".join(f"{k} {v}" for k, v in m["packages"].items())
+        + ".",
+        f"- The service's worker (`messaging worker`): "
+        f"{'present' if m['worker_available'] else 'not on this branch'}.",
+        "",
+        "## How to read this",
+        "",
+        "- Figures marked **(ratio)** compare two things measured back to back in this run "
+        "(median of the per-repeat ratios): they carry over to other machines.",
+        "- Figures marked **(abs)** are absolute: this machine, this moment, only. The machine "
+        "is shared and noisy, which is why each figure is the median of "
+        f"{results['repeats']} repeats with the variants in rotating order.",
+        "",
+        "## Targets (issue 5)",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
+    for t in results["targets"]:
+        value = "not measured" if t["measured"] is None else f"{_fmt(t['measured'])} ({t['kind']})"
+        met = {None: "n/a", True: "yes", False: "**no**"}[t["met"]]
+        lines.append(f"| {t['target']} | {value} | {met} |")
+    lines += ["", "![plot](latest.png)", ""]
+    for name in ORDER:
+        if name in results["sections"]:
+            lines += _section_md(results["sections"][name])
+    lines += [
+        "## Commands",
+        "",
+        "```sh",
+        "make bench         # the full suite (about half an hour on 2 cores)",
+        "make bench-quick   # the same scenarios, shorter (two to three minutes)",
+        ".venv/bin/python -m bench.run [--quick] --only ingest pgbench   # some scenarios",
+        "BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres make bench-quick",
+        "```",
+        "",
+        "Without `BENCH_DATABASE_URL` the suite starts the embedded PostgreSQL in "
+        "`bench/.work/pgdata` (Unix socket only). Logs of every process: `bench/.work/logs/`.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _section_md(s: dict[str, Any]) -> list[str]:
+    lines = [f"## {s['title']}", ""]
+    if s["status"] != "ok":
+        return [*lines, f"**{s['status']}**: {s.get('reason', '')}", ""]
+    lines += [s["what"], ""]
+    for t in s["tables"]:
+        lines += [f"**{t['title']}**", ""]
+        lines.append("| " + " | ".join(t["columns"]) + " |")
+        lines.append("|" + "---|" * len(t["columns"]))
+        for row in t["rows"]:
+            lines.append("| " + " | ".join(_fmt(cell) for cell in row) + " |")
+        lines.append("")
+    for note in s.get("notes", []):
+        lines.append(f"- {note}")
+    if s.get("notes"):
+        lines.append("")
+    lines += [f"_({s.get('elapsed_s', 0):.0f} s)_", ""]
+    return lines
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if _nan(value):
+        return "n/a"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def _nan(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _finite(value: Any) -> Any:
+    """NaN (not measured) as null: JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return None if _nan(value) else value
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sections = results["sections"]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    fig.suptitle(
+        f"messaging-service benchmarks ({results['profile']} run, "
+        f"{results['machine']['cores']} cores, PostgreSQL "
+        f"{results['machine']['postgres']['version']}): medians of repeats",
+        fontsize=12,
+    )
+    _plot_ingest(axes[0][0], sections.get("ingest"))
+    _plot_end_to_end(axes[0][1], sections.get("end_to_end"))
+    _plot_drain(axes[1][0], sections.get("drain"), sections.get("peers"))
+    _plot_pgbench(axes[1][1], sections.get("pgbench"))
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _unavailable(ax: Any, title: str, section: dict[str, Any] | None) -> bool:
+    ax.set_title(title)
+    if section and section["status"] == "ok":
+        return False
+    reason = "not run" if not section else f"{section['status']}: {section.get('reason', '')}"
+    text = textwrap.fill(reason, 48)
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return True
+
+
+def _plot_ingest(ax: Any, s: dict[str, Any] | None) -> None:
+    if _unavailable(ax, "1. Ingest, 64 connections", s):
+        return
+    assert s is not None
+    labels = {"ceiling": "HTTP ceiling\n(no DB)", "service": "service\n(group commit)"}
+    labels["one_commit_each"] = "service\n(commit each)"
+    names = [n for n in labels if n in s["summary"]]
+    rps = [s["summary"][n]["rps"] for n in names]
+    bars = ax.bar([labels[n] for n in names], rps, color=["#999", "#2a7", "#c63"][: len(names)])
+    for bar, n in zip(bars, names, strict=True):
+        ax.annotate(
+            f"p99 {s['summary'][n]['p99_ms']:.1f} ms",
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize=9,
+        )
+    ax.set_ylabel("requests/s")
+
+
+def _plot_end_to_end(ax: Any, s: dict[str, Any] | None) -> None:
+    if _unavailable(ax, "2. Webhook to committed message", s):
+        return
+    assert s is not None
+    labels, p50, p99 = [], [], []
+    for rate, per in s["summary"].items():
+        for mode, v in per.items():
+            labels.append(f"{rate}/s\n{mode.replace('poll_', 'poll ')}")
+            p50.append(v["p50_ms"])
+            p99.append(v["p99_ms"])
+    x = range(len(labels))
+    ax.bar([i - 0.2 for i in x], p50, width=0.4, label="p50", color="#2a7")
+    ax.bar([i + 0.2 for i in x], p99, width=0.4, label="p99", color="#c63")
+    ax.set_xticks(list(x), labels, fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("ms (log)")
+    ax.legend()
+
+
+def _plot_drain(ax: Any, drain: dict[str, Any] | None, peers: dict[str, Any] | None) -> None:
+    ax.set_title("3-4. Drain rate")
+    labels, rates, colors = [], [], []
+    if drain and drain["status"] == "ok":
+        for workers, v in drain["summary"].items():
+            labels.append(f"service\n{workers} worker(s)")
+            rates.append(v["events_per_s"])
+            colors.append("#2a7")
+    if peers and peers["status"] == "ok":
+        for name in ("pgqueuer", "procrastinate"):
+            if name in peers["summary"]:
+                labels.append(f"{name}\n(no-op jobs)")
+                rates.append(peers["summary"][name]["drain_jobs_per_s"])
+                colors.append("#777")
+    if not labels:
+        _unavailable(ax, "3-4. Drain rate", drain or peers)
+        return
+    ax.bar(labels, rates, color=colors)
+    ax.set_ylabel("events or jobs / s")
+
+
+def _plot_pgbench(ax: Any, s: dict[str, Any] | None) -> None:
+    if _unavailable(ax, "5. pgbench: one-row INSERT transactions", s):
+        return
+    assert s is not None
+    clients = [int(c) for c in s["summary"]]
+    lines = (("notify_tps", "NOTIFY trigger", "#c63"), ("plain_tps", "no trigger", "#2a7"))
+    for key, label, color in lines:
+        tps = [s["summary"][str(c)][key] for c in clients]
+        ax.plot(clients, tps, "o-", label=label, color=color)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(clients, [str(c) for c in clients])
+    ax.set_xlabel("clients")
+    ax.set_ylabel("transactions/s")
+    ax.legend()
+
+
+def main() -> None:
+    results = json.loads((RESULTS / "latest.json").read_text(encoding="utf-8"))
+    (RESULTS / "latest.md").write_text(markdown(results), encoding="utf-8")
+    plot(results, RESULTS / "latest.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""What several scenarios share: starting the service, rotating the order of
+variants between repeats, and the section shape of the report."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from bench.context import Context
+from bench.procs import MESSAGING, child_env, next_port, running, wait_until_ready
+
+T = TypeVar("T")
+
+
+def rotated(items: Sequence[T], repeat: int) -> list[T]:
+    """The variants in a different order each repeat, so that a slow spell of
+    the shared machine does not always fall on the same variant."""
+    shift = repeat % len(items)
+    return [*items[shift:], *items[:shift]]
+
+
+def tag() -> str:
+    """A prefix that makes provider ids unique to one measurement."""
+    return uuid.uuid4().hex[:8]
+
+
+@asynccontextmanager
+async def service(
+    ctx: Context,
+    database_url: str,
+    name: str,
+    *,
+    worker: bool,
+    env: dict[str, str] | None = None,
+) -> AsyncIterator[str]:
+    """`messaging serve` on its own port and database; yields its base URL.
+
+    worker=False asks for the API alone (`--no-worker`) where the CLI offers it."""
+    port = next_port()
+    argv = [MESSAGING, "serve"]
+    if not worker and ctx.can.serve_without_worker:
+        argv.append("--no-worker")
+    overrides = {"DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port)}
+    async with running(name, argv, child_env({**overrides, **(env or {})})) as proc:
+        base = f"http://127.0.0.1:{port}"
+        await wait_until_ready(f"{base}/healthz", proc)
+        yield base
+
+
+def section(
+    title: str,
+    *,
+    what: str,
+    tables: list[dict[str, Any]] | None = None,
+    raw: Any = None,
+    summary: dict[str, Any] | None = None,
+    notes: list[str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "title": title,
+        "status": "ok",
+        "what": what,
+        "tables": tables or [],
+        "raw": raw,
+        "summary": summary or {},
+        "notes": notes or [],
+    }
+
+
+def skipped(title: str, reason: str) -> dict[str, Any]:
+    return {"title": title, "status": "skipped", "reason": reason, "tables": [], "summary": {}}
+
+
+def table(title: str, columns: list[str], rows: list[list[Any]]) -> dict[str, Any]:
+    return {"title": title, "columns": columns, "rows": rows}

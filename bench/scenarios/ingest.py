@@ -1,0 +1,183 @@
+"""Scenario 1, ingest: webhook POSTs with distinct provider ids from 64
+connections (wrk, closed loop), against three servers measured in the same run:
+
+- ceiling: bench/baseline_server.py, the same parsing and validation and a 202
+  without a database: what HTTP on this machine allows;
+- service: `messaging serve` (API alone), commits shared between requests;
+- service, one commit per request: MESSAGING_GROUP_COMMIT=false.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from bench.context import Context
+from bench.db import HISTORY_EVENTS
+from bench.procs import PYTHON, ROOT, next_port, run_command, running, wait_until_ready
+from bench.scenarios.common import rotated, section, service, table, tag
+from bench.stats import median, paired_ratio
+
+TITLE = "1. Ingest"
+LUA = ROOT / "bench" / "wrk" / "webhook.lua"
+PATH = "/api/webhooks/sms"
+
+VARIANTS = {
+    "ceiling": "bare aiohttp, no database (HTTP ceiling)",
+    "service": "service, group commit (default)",
+    "one_commit_each": "service, MESSAGING_GROUP_COMMIT=false",
+}
+
+
+async def run(ctx: Context) -> dict[str, Any]:
+    p = ctx.profile
+    raw: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    for repeat in range(p.repeats):
+        for variant in rotated(list(VARIANTS), repeat):
+            async with _target(ctx, variant) as url:
+                await load(ctx, url, p.warmup_s, tag())
+                result = await load(ctx, url, p.ingest_s, tag())
+            raw[variant].append(result)
+            print(
+                f"  ingest {variant:16} repeat {repeat + 1}: {result['rps']:8.0f} req/s"
+                f"  p50 {result['p50_ms']:6.2f} ms  p99 {result['p99_ms']:7.2f} ms"
+                f"  errors {result['errors']}",
+                flush=True,
+            )
+    return _section(ctx, raw)
+
+
+@asynccontextmanager
+async def _target(ctx: Context, variant: str) -> AsyncIterator[str]:
+    if variant == "ceiling":
+        port = next_port()
+        argv = [PYTHON, "-m", "bench.baseline_server", str(port)]
+        async with running("baseline_server", argv) as proc:
+            base = f"http://127.0.0.1:{port}"
+            await wait_until_ready(f"{base}/healthz", proc)
+            yield base + PATH
+        return
+    env = {"MESSAGING_GROUP_COMMIT": "false"} if variant == "one_commit_each" else {}
+    async with (
+        ctx.databases.migrated("ingest") as database_url,
+        service(ctx, database_url, f"ingest_{variant}", worker=False, env=env) as base,
+    ):
+        yield base + PATH
+
+
+async def load(ctx: Context, url: str, seconds: int, prefix: str) -> dict[str, Any]:
+    """Closed-loop load from a separate process: wrk, or the aiohttp stand-in."""
+    connections = ctx.profile.ingest_connections
+    if ctx.can.wrk:
+        argv = [
+            ctx.can.wrk,
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(LUA),
+            url,
+            "--",
+            prefix,
+        ]
+    else:
+        argv = [
+            PYTHON,
+            "-m",
+            "bench.loadgen",
+            "closed",
+            url,
+            f"--connections={connections}",
+            f"--duration={seconds}",
+            f"--prefix={prefix}",
+        ]
+    code, out = await run_command(argv, limit_s=seconds + 60)
+    lines = [line for line in out.splitlines() if line.startswith("WRK_JSON ")]
+    if code != 0 or not lines:
+        raise RuntimeError(f"load generator failed ({code}):\n{out[-2000:]}")
+    s = json.loads(lines[-1].removeprefix("WRK_JSON "))
+    await asyncio.sleep(0)  # let the event loop notice the child's end
+    return {
+        "requests": s["requests"],
+        "rps": s["requests"] / (s["duration_us"] / 1e6),
+        "p50_ms": s["p50_us"] / 1000,
+        "p99_ms": s["p99_us"] / 1000,
+        "max_ms": s["max_us"] / 1000,
+        "errors": s["status_errors"] + s["socket_errors"] + s["timeouts"],
+    }
+
+
+def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    def series(variant: str, key: str) -> list[float]:
+        return [float(r[key]) for r in raw[variant]]
+
+    summary: dict[str, Any] = {}
+    rows = []
+    for variant, label in VARIANTS.items():
+        rps = median(series(variant, "rps"))
+        p50 = median(series(variant, "p50_ms"))
+        p99 = median(series(variant, "p99_ms"))
+        vs_rps = paired_ratio(series(variant, "rps"), series("ceiling", "rps"))
+        vs_p99 = paired_ratio(series(variant, "p99_ms"), series("ceiling", "p99_ms"))
+        errors = sum(int(r["errors"]) for r in raw[variant])
+        summary[variant] = {
+            "rps": rps,
+            "p50_ms": p50,
+            "p99_ms": p99,
+            "rps_vs_ceiling": vs_rps,
+            "p99_vs_ceiling": vs_p99,
+            "errors": errors,
+        }
+        rows.append([label, rps, p50, p99, errors, vs_rps, vs_p99])
+    summary["group_commit_speedup"] = paired_ratio(
+        series("service", "rps"), series("one_commit_each", "rps")
+    )
+    tool = "wrk -t1" if ctx.can.wrk else "aiohttp closed-loop client (wrk not found)"
+    p = ctx.profile
+    notes = [
+        f"Target: service >= 0.90 of the ceiling's req/s (measured "
+        f"{summary['service']['rps_vs_ceiling']:.2f}) and p99 <= 1.5x the ceiling's "
+        f"(measured {summary['service']['p99_vs_ceiling']:.2f}x).",
+        f"Group commit vs one commit per request: {summary['group_commit_speedup']:.2f}x "
+        "the requests/s (ratio).",
+    ]
+    notes.append(
+        f"Each service database starts with {HISTORY_EVENTS:,} processed events, analyzed "
+        "(bench/sql/template.sql): on an empty, never-analyzed table the ingest statement "
+        "looks existing rows up with a sequential scan until autovacuum analyzes it."
+    )
+    if ctx.can.worker and not ctx.can.serve_without_worker:
+        notes.append("The worker ran in the service process (no --no-worker in this CLI).")
+    return section(
+        TITLE,
+        what=(
+            f"{p.ingest_connections} connections, closed loop ({tool}), {p.ingest_s} s per "
+            f"measurement after {p.warmup_s} s of warm-up, distinct provider ids, "
+            f"{p.repeats} repeats with the variants in rotating order; medians. "
+            "The service runs as `messaging serve` in its own process on a fresh "
+            "database, with LOG_LEVEL=WARNING."
+        ),
+        tables=[
+            table(
+                "Ingest at 64 connections",
+                [
+                    "variant",
+                    "req/s (abs)",
+                    "p50 ms (abs)",
+                    "p99 ms (abs)",
+                    "errors",
+                    "req/s / ceiling (ratio)",
+                    "p99 / ceiling p99 (ratio)",
+                ],
+                rows,
+            )
+        ],
+        raw=raw,
+        summary=summary,
+        notes=notes,
+    )
