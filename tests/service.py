@@ -18,6 +18,7 @@ from tests.helpers import wait_until
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 
+# The sends of api.md.
 SMS = {
     "from": "+12016661234",
     "to": "+18045551234",
@@ -25,6 +26,12 @@ SMS = {
     "body": "Hello! This is a test SMS message.",
     "attachments": None,
     "timestamp": "2024-11-01T14:00:00Z",
+}
+MMS = {
+    **SMS,
+    "type": "mms",
+    "body": "Hello! This is a test MMS message with attachment.",
+    "attachments": ["https://example.com/image.jpg"],
 }
 EMAIL = {
     "from": "user@usehatchapp.com",

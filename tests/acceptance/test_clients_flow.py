@@ -14,14 +14,8 @@ import pytest
 
 from messaging.config import Settings
 from tests.helpers import wait_until
-from tests.service import EMAIL, SMS, ServerFactory, Service, serve_on_own_port
+from tests.service import EMAIL, MMS, SMS, ServerFactory, Service, serve_on_own_port
 
-MMS = {
-    **SMS,
-    "type": "mms",
-    "body": "Hello! This is a test MMS message with attachment.",
-    "attachments": ["https://example.com/image.jpg"],
-}
 INBOUND_SMS = {
     "from": "+18045551234",
     "to": "+12016661234",

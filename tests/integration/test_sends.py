@@ -18,28 +18,8 @@ from messaging.app import init_app
 from messaging.config import Settings
 from messaging.worker.runner import Worker
 from tests.pg import Server
+from tests.service import EMAIL, MMS, SMS
 
-SMS = {
-    "from": "+12016661234",
-    "to": "+18045551234",
-    "type": "sms",
-    "body": "Hello! This is a test SMS message.",
-    "attachments": None,
-    "timestamp": "2024-11-01T14:00:00Z",
-}
-MMS = {
-    **SMS,
-    "type": "mms",
-    "body": "Hello! This is a test MMS message with attachment.",
-    "attachments": ["https://example.com/image.jpg"],
-}
-EMAIL = {
-    "from": "user@usehatchapp.com",
-    "to": "contact@gmail.com",
-    "body": "Hello! This is a test email message with <b>HTML</b> formatting.",
-    "attachments": ["https://example.com/document.pdf"],
-    "timestamp": "2024-11-01T14:00:00Z",
-}
 INBOUND_SMS = {
     "from": "+18045551234",
     "to": "+12016661234",
