@@ -267,13 +267,16 @@ async def mock_deliveries(mock_server: TestServer, provider: str = "sms") -> dic
         return body
 
 
-async def test_a_stale_claim_is_requeued_by_the_sweep_and_delivered_once(
+async def test_stale_claims_are_requeued_by_the_sweep_and_delivered_once(
     make_worker: MakeWorker, mock_server: TestServer, db: asyncpg.Connection
 ) -> None:
-    worker = await make_worker(start=False, **to_mock(mock_server, claim_timeout_secs=10))
-    crashed, fresh = await insert_sends(db, 2)
-    # A worker took both, delivered the first (the provider has it) and died
-    # before recording it; its claim on the second is still young.
+    worker = await make_worker(
+        start=False, **to_mock(mock_server, claim_timeout_secs=10, max_retries=3)
+    )
+    crashed, fresh, last = await insert_sends(db, 3)
+    # A worker took them, delivered the first (the provider has it) and died
+    # before recording it; its claim on the second is still young; the third
+    # was at its last attempt.
     async with (
         aiohttp.ClientSession() as session,
         session.post(
@@ -283,23 +286,19 @@ async def test_a_stale_claim_is_requeued_by_the_sweep_and_delivered_once(
         ) as response,
     ):
         delivered = (await response.json())["messaging_provider_id"]
-    await db.execute(
-        """UPDATE messages SET status = 'sending', processor_id = 'host:1:dead',
-                  delivery_attempts = 1, claimed_at = now() - make_interval(secs => $2)
-           WHERE id = $1""",
-        crashed, 10.5,
-    )  # fmt: skip
-    await db.execute(
-        """UPDATE messages SET status = 'sending', processor_id = 'host:1:dead',
-                  delivery_attempts = 1, claimed_at = now() - interval '9.5 seconds'
-           WHERE id = $1""",
-        fresh,
-    )
+    claim = """UPDATE messages SET status = 'sending', processor_id = 'host:1:dead',
+                      delivery_attempts = $3, claimed_at = now() - make_interval(secs => $2)
+               WHERE id = $1"""
+    await db.execute(claim, crashed, 10.5, 1)
+    await db.execute(claim, fresh, 9.5, 1)
+    await db.execute(claim, last, 10.5, 3)
     result = await worker.sweeper.sweep_once()
-    assert (result.sends_requeued, result.sends_failed, result.sends_due) == (1, 0, 1)
+    assert (result.sends_requeued, result.sends_failed, result.sends_due) == (1, 1, 1)
     row = await db.fetchrow("SELECT * FROM messages WHERE id = $1", crashed)
     assert row["status"] == "queued"
     assert "host:1:dead" in row["last_error"] and "timed out" in row["last_error"]
+    row = await db.fetchrow("SELECT * FROM messages WHERE id = $1", last)
+    assert row["status"] == "failed" and "last attempt" in row["last_error"]
     assert await worker.delivery.drain() == 1
     row = await db.fetchrow("SELECT * FROM messages WHERE id = $1", crashed)
     assert (row["status"], row["delivery_attempts"]) == ("sent", 2)
@@ -309,32 +308,21 @@ async def test_a_stale_claim_is_requeued_by_the_sweep_and_delivered_once(
     assert (await db.fetchrow("SELECT status FROM messages WHERE id = $1", fresh))[0] == "sending"
 
 
-async def test_a_stale_claim_at_the_last_attempt_fails(
-    make_worker: MakeWorker, mock_server: TestServer, db: asyncpg.Connection
-) -> None:
-    worker = await make_worker(start=False, **to_mock(mock_server, max_retries=2))
-    [message_id] = await insert_sends(db, 1)
-    await db.execute(
-        """UPDATE messages SET status = 'sending', processor_id = 'host:1:dead',
-                  delivery_attempts = 2, claimed_at = now() - interval '1 hour'
-           WHERE id = $1""",
-        message_id,
-    )
-    result = await worker.sweeper.sweep_once()
-    assert (result.sends_requeued, result.sends_failed) == (0, 1)
-    row = await db.fetchrow("SELECT * FROM messages WHERE id = $1", message_id)
-    assert row["status"] == "failed" and "last attempt" in row["last_error"]
-    assert await worker.delivery.drain() == 0
-
-
-async def test_a_worker_whose_claim_was_taken_back_records_nothing(
+async def test_claims_are_exclusive_and_a_worker_whose_claim_was_taken_back_records_nothing(
     make_worker: MakeWorker, mock_server: TestServer, db: asyncpg.Connection
 ) -> None:
     worker = await make_worker(start=False, **to_mock(mock_server))
+    other = await make_worker(start=False, **to_mock(mock_server))
     pool = worker.inbound._pool
-    [message_id] = await insert_sends(db, 1)
-    [claimed] = await outbound.claim(pool, worker.processor_id, 10)
-    assert claimed.id == message_id and claimed.attempt == 1
+    ids = await insert_sends(db, 4)
+    # Claims take at most what is asked, and never a send twice.
+    first = await outbound.claim(pool, worker.processor_id, 1)
+    rest = await outbound.claim(other.inbound._pool, other.processor_id, 10)
+    assert [c.id for c in first] == ids[:1] and [c.id for c in rest] == ids[1:]
+    assert await outbound.claim(pool, worker.processor_id, 10) == []
+    [claimed] = first
+    message_id = claimed.id
+    assert claimed.attempt == 1
     # The sweep took the claim back and another worker holds it now.
     await db.execute("UPDATE messages SET processor_id = 'other' WHERE id = $1", message_id)
     assert await outbound.mark_sent(pool, message_id, worker.processor_id, "p-1") is None
@@ -348,19 +336,6 @@ async def test_a_worker_whose_claim_was_taken_back_records_nothing(
     )
     # The holder records its outcome.
     assert await outbound.mark_sent(pool, message_id, "other", "p-1") is not None
-
-
-async def test_claims_take_at_most_the_free_slots_and_never_twice(
-    make_worker: MakeWorker, mock_server: TestServer, db: asyncpg.Connection
-) -> None:
-    one = await make_worker(start=False, **to_mock(mock_server))
-    other = await make_worker(start=False, **to_mock(mock_server))
-    await insert_sends(db, 5)
-    first = await outbound.claim(one.inbound._pool, one.processor_id, 3)
-    second = await outbound.claim(other.inbound._pool, other.processor_id, 10)
-    assert len(first) == 3 and len(second) == 2
-    assert not {s.id for s in first} & {s.id for s in second}
-    assert await outbound.claim(one.inbound._pool, one.processor_id, 10) == []
 
 
 async def test_clean_shutdown_finishes_the_sends_in_flight_and_claims_no_more(
