@@ -27,9 +27,9 @@ from messaging.payloads import (
     parse_idempotency_key,
     parse_sms_send,
 )
-from messaging.providers.client import IDEMPOTENCY_HEADER
 from messaging.store.sends import queue_send
 
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 
 Parser = Callable[[dict[str, Any]], OutboundMessage]
