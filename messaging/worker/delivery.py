@@ -39,10 +39,9 @@ from messaging.errors import ProviderRejected, ProviderRetryLater
 from messaging.metrics import Metrics
 from messaging.providers.client import Accepted, Outcome, Providers
 from messaging.store import outbound
-from messaging.store.db import is_transient
 from messaging.store.outbound import ClaimedSend
 from messaging.worker.inbound import MAX_ERROR_CHARS, RetryPolicy, describe
-from messaging.worker.transient import pause, retry_transient, transient_pause
+from messaging.worker.transient import retry_transient, run_when_woken
 
 log = logging.getLogger(__name__)
 
@@ -126,33 +125,15 @@ class DeliveryLoop:
         self._wake.set()
 
     async def run(self) -> None:
-        failures = 0
         try:
-            while True:
-                await self._wake.wait()
-                # Cleared before claiming: a wake-up that arrives meanwhile sets it
-                # again and is not lost.
-                self._wake.clear()
-                if self._stopping.is_set():
-                    return
-                try:
-                    await self._fill()
-                    failures = 0
-                except Exception as exc:
-                    failures += 1
-                    delay = transient_pause(failures)
-                    log.log(
-                        logging.WARNING if is_transient(exc) else logging.ERROR,
-                        "send claim failed; retrying",
-                        exc_info=not is_transient(exc),
-                        extra={
-                            "action": "send_claim_failed",
-                            "error": describe(exc),
-                            "retry_in_s": round(delay, 3),
-                        },
-                    )
-                    await pause(self._stopping, delay)
-                    self._wake.set()
+            await run_when_woken(
+                self._fill,
+                wake=self._wake,
+                stopping=self._stopping,
+                action="send_claim_failed",
+                what="send claim",
+                describe=describe,
+            )
         finally:
             await self._finish()
 

@@ -37,7 +37,7 @@ from messaging.store.db import is_transient
 from messaging.store.events import ClaimedEvent, Failure
 from messaging.store.inbound import NewMessage, commit_batch
 from messaging.worker import backoff
-from messaging.worker.transient import Stopped, pause, retry_transient, transient_pause
+from messaging.worker.transient import Stopped, retry_transient, run_when_woken
 
 log = logging.getLogger(__name__)
 
@@ -140,34 +140,14 @@ class InboundLoop:
         self._wake.set()
 
     async def run(self) -> None:
-        failures = 0
-        while True:
-            await self._wake.wait()
-            # Cleared before claiming: a notification that arrives meanwhile sets
-            # it again and is not lost.
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
-            try:
-                await self.drain()
-                failures = 0
-            except Stopped:
-                return
-            except Exception as exc:
-                failures += 1
-                delay = transient_pause(failures)
-                log.log(
-                    logging.WARNING if is_transient(exc) else logging.ERROR,
-                    "claim loop failed; retrying",
-                    exc_info=not is_transient(exc),
-                    extra={
-                        "action": "claim_failed",
-                        "error": describe(exc),
-                        "retry_in_s": round(delay, 3),
-                    },
-                )
-                await pause(self._stopping, delay)
-                self._wake.set()
+        await run_when_woken(
+            self.drain,
+            wake=self._wake,
+            stopping=self._stopping,
+            action="claim_failed",
+            what="claim loop",
+            describe=describe,
+        )
 
     async def drain(self) -> int:
         """Claim and process batches until one comes back short (or stopping).

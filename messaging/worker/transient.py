@@ -1,10 +1,11 @@
-"""Riding out transient database errors (lost connection, deadlock,
-serialization failure, lock or statement timeout): what the worker's loops share.
+"""Riding out failures: what the worker's loops share.
 
-Such an error is not the work's fault, so the operation is retried after a
-pause, costing no attempt: short at first (a deadlock resolves at once), growing
-while the database stays away. A loop told to stop while the database is away
-stops retrying (Stopped) and leaves its claims to the sweep or gives them back.
+A transient database error (lost connection, deadlock, serialization failure,
+lock or statement timeout) is not the work's fault, so the operation is retried
+after a pause, costing no attempt: short at first (a deadlock resolves at once),
+growing while the database stays away. A loop told to stop while the database is
+away stops retrying (Stopped) and leaves its claims to the sweep or gives them
+back. A loop's own step that fails is logged and tried again after such a pause.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from messaging.store.db import is_transient
 from messaging.worker import backoff
@@ -72,3 +73,41 @@ async def retry_transient(
                 },
             )
             await pause(stopping, delay)
+
+
+async def run_when_woken(
+    step: Callable[[], Awaitable[Any]],
+    *,
+    wake: asyncio.Event,
+    stopping: asyncio.Event,
+    action: str,
+    what: str,
+    describe: Callable[[BaseException], str],
+) -> None:
+    """A loop's body: run `step` each time `wake` is set, until `stopping` is (or
+    the step raises Stopped). A failing step is logged (a warning when transient,
+    an error with its traceback otherwise) and run again after a growing pause."""
+    failures = 0
+    while True:
+        await wake.wait()
+        # Cleared before the step: a wake-up that arrives meanwhile sets it again
+        # and is not lost.
+        wake.clear()
+        if stopping.is_set():
+            return
+        try:
+            await step()
+            failures = 0
+        except Stopped:
+            return
+        except Exception as exc:
+            failures += 1
+            delay = transient_pause(failures)
+            log.log(
+                logging.WARNING if is_transient(exc) else logging.ERROR,
+                f"{what} failed; retrying",
+                exc_info=not is_transient(exc),
+                extra={"action": action, "error": describe(exc), "retry_in_s": round(delay, 3)},
+            )
+            await pause(stopping, delay)
+            wake.set()
