@@ -31,6 +31,24 @@ END;
 $$;
 
 
+--
+-- Name: outbound_messages_notify_v1(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.outbound_messages_notify_v1() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF EXISTS (
+        SELECT 1 FROM inserted_rows WHERE direction = 'outbound' AND status = 'queued'
+    ) THEN
+        PERFORM pg_notify('outbound_messages', '');
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
@@ -64,6 +82,21 @@ ALTER TABLE public.conversations ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTIT
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+
+--
+-- Name: idempotency_keys; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.idempotency_keys (
+    key text NOT NULL,
+    endpoint text NOT NULL,
+    request_hash text NOT NULL,
+    message_id bigint NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT idempotency_keys_endpoint_check CHECK ((endpoint = ANY (ARRAY['sms'::text, 'email'::text]))),
+    CONSTRAINT idempotency_keys_key_check CHECK (((length(key) >= 1) AND (length(key) <= 256)))
 );
 
 
@@ -129,11 +162,21 @@ CREATE TABLE public.messages (
     status text NOT NULL,
     provider_message_id text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    delivery_attempts integer DEFAULT 0 NOT NULL,
+    next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
+    processor_id text,
+    claimed_at timestamp with time zone,
+    last_error text,
+    delivered_at timestamp with time zone,
     CONSTRAINT messages_attachments_check CHECK ((jsonb_typeof(attachments) = 'array'::text)),
+    CONSTRAINT messages_delivery_attempts_check CHECK ((delivery_attempts >= 0)),
     CONSTRAINT messages_direction_check CHECK ((direction = ANY (ARRAY['inbound'::text, 'outbound'::text]))),
     CONSTRAINT messages_inbound_has_event CHECK (((direction <> 'inbound'::text) OR (inbound_event_id IS NOT NULL))),
     CONSTRAINT messages_message_type_check CHECK ((message_type = ANY (ARRAY['sms'::text, 'mms'::text, 'email'::text]))),
-    CONSTRAINT messages_status_check CHECK ((status = ANY (ARRAY['received'::text, 'queued'::text, 'sent'::text, 'failed'::text])))
+    CONSTRAINT messages_sending_has_claim CHECK (((status <> 'sending'::text) OR ((processor_id IS NOT NULL) AND (claimed_at IS NOT NULL)))),
+    CONSTRAINT messages_sent_has_provider_id CHECK (((status <> 'sent'::text) OR (provider_message_id IS NOT NULL))),
+    CONSTRAINT messages_status_check CHECK ((status = ANY (ARRAY['received'::text, 'queued'::text, 'sending'::text, 'sent'::text, 'failed'::text]))),
+    CONSTRAINT messages_status_matches_direction CHECK ((((direction = 'inbound'::text) AND (status = 'received'::text)) OR ((direction = 'outbound'::text) AND (status = ANY (ARRAY['queued'::text, 'sending'::text, 'sent'::text, 'failed'::text])))))
 );
 
 
@@ -185,6 +228,22 @@ ALTER TABLE ONLY public.conversations
 
 ALTER TABLE ONLY public.conversations
     ADD CONSTRAINT conversations_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: idempotency_keys idempotency_keys_message_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.idempotency_keys
+    ADD CONSTRAINT idempotency_keys_message_id_key UNIQUE (message_id);
+
+
+--
+-- Name: idempotency_keys idempotency_keys_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.idempotency_keys
+    ADD CONSTRAINT idempotency_keys_pkey PRIMARY KEY (key);
 
 
 --
@@ -264,10 +323,39 @@ CREATE INDEX messages_conversation_sent_at_idx ON public.messages USING btree (c
 
 
 --
+-- Name: messages_outbound_claimed_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX messages_outbound_claimed_idx ON public.messages USING btree (claimed_at) WHERE (status = 'sending'::text);
+
+
+--
+-- Name: messages_outbound_due_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX messages_outbound_due_idx ON public.messages USING btree (next_attempt_at) WHERE (status = 'queued'::text);
+
+
+--
 -- Name: inbound_events inbound_events_notify; Type: TRIGGER; Schema: public; Owner: -
 --
 
 CREATE TRIGGER inbound_events_notify AFTER INSERT ON public.inbound_events REFERENCING NEW TABLE AS inserted_rows FOR EACH STATEMENT EXECUTE FUNCTION public.inbound_events_notify_v1();
+
+
+--
+-- Name: messages messages_outbound_notify; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER messages_outbound_notify AFTER INSERT ON public.messages REFERENCING NEW TABLE AS inserted_rows FOR EACH STATEMENT EXECUTE FUNCTION public.outbound_messages_notify_v1();
+
+
+--
+-- Name: idempotency_keys idempotency_keys_message_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.idempotency_keys
+    ADD CONSTRAINT idempotency_keys_message_id_fkey FOREIGN KEY (message_id) REFERENCES public.messages(id);
 
 
 --
@@ -302,4 +390,6 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261127000002'),
     ('20261127000003'),
     ('20261127000004'),
-    ('20261127000010');
+    ('20261127000010'),
+    ('20261127000020'),
+    ('20261127000021');

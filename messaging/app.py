@@ -4,7 +4,9 @@ init_app() is the service; init_mock_app() the mock providers alone. Every
 resource (the pool, the ingest writers, the provider clients' HTTP session, the
 worker) is opened and closed in a cleanup context, so that shutdown closes them
 in reverse order and nothing outlives the app: the worker stops (finishing its
-batch) before the pool closes.
+batch and its sends) before the provider clients' session and the pool close.
+The worker is handed the pool and the provider clients; `messaging worker`
+opens the same two for a worker without an app.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from messaging.config import Settings
-from messaging.http import conversations, health, openapi, webhooks
+from messaging.http import conversations, health, openapi, sends, webhooks
 from messaging.http.keys import EVENT_WRITER, METRICS, POOL, PROVIDERS, SETTINGS, WORKER
 from messaging.http.problems import edge
 from messaging.metrics import Metrics
@@ -37,6 +39,7 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
     app[health.READINESS_CHECKS] = []
+    app.add_routes(sends.routes())
     app.add_routes(webhooks.routes())
     app.add_routes(conversations.routes())
     app.add_routes(health.routes())
@@ -89,7 +92,7 @@ async def _event_writer(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _worker(app: web.Application) -> AsyncIterator[None]:
-    worker = Worker(app[SETTINGS], app[POOL], app[METRICS])
+    worker = Worker(app[SETTINGS], app[POOL], app[METRICS], app[PROVIDERS])
     app[WORKER] = worker
     app[health.READINESS_CHECKS].append(("listener", worker.readiness))
     await worker.start()

@@ -157,8 +157,9 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
 
 async def _run_worker(settings: Settings) -> None:
     """Run a worker until SIGTERM or SIGINT, then stop it cleanly: no new claims,
-    the batch in hand finished, connections closed."""
+    the batch in hand and the sends in flight finished, connections closed."""
     from messaging.metrics import Metrics
+    from messaging.providers.client import open_providers
     from messaging.store.db import create_pool
     from messaging.worker.runner import Worker
 
@@ -167,13 +168,15 @@ async def _run_worker(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    metrics = Metrics()
     pool = await create_pool(settings.database_url, size=settings.pool_size)
     try:
-        worker = Worker(settings, pool, Metrics())
-        await worker.start()
-        await stop.wait()
-        log.info("stopping", extra={"action": "signal"})
-        await worker.stop()
+        async with open_providers(settings, metrics) as providers:
+            worker = Worker(settings, pool, metrics, providers)
+            await worker.start()
+            await stop.wait()
+            log.info("stopping", extra={"action": "signal"})
+            await worker.stop()
     finally:
         await pool.close()
 

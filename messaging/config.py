@@ -45,6 +45,8 @@ class Settings:
     # mock providers (/mock), so that a fresh `make run` delivers end to end.
     sms_provider_url: str = "http://127.0.0.1:8080/mock/sms"
     email_provider_url: str = "http://127.0.0.1:8080/mock/email"
+    # Sends one worker has in flight to the providers at once.
+    send_concurrency: int = 32
     # One provider request, connecting included, before it counts as timed out
     # (and is retried: the idempotency key makes that safe).
     provider_timeout_ms: int = 5000
@@ -119,6 +121,9 @@ class Settings:
             ),
             email_provider_url=_read(
                 env, "MESSAGING_EMAIL_PROVIDER_URL", _url, f"{own_url}/mock/email", _nonempty
+            ),
+            send_concurrency=_read(
+                env, "MESSAGING_SEND_CONCURRENCY", int, d.send_concurrency, _between(1, 1000)
             ),
             provider_timeout_ms=_read(
                 env,

@@ -48,6 +48,11 @@ class NotFound(MessagingError):
     """The thing asked for does not exist."""
 
 
+class IdempotencyKeyReused(MessagingError):
+    """An Idempotency-Key that already names a send came with another request.
+    Nothing was stored."""
+
+
 @dataclass
 class ProviderError(MessagingError):
     """A provider did not take a message. providers/ turns every answer and every

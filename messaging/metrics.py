@@ -107,6 +107,73 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
         )
 
+        # Sends (http/sends.py) and their delivery (worker/delivery.py).
+        self.send_requests = Counter(
+            "messaging_send_requests_total",
+            "Send requests by channel and outcome (queued, replayed, invalid, conflict,"
+            " unavailable, error).",
+            registry=r,
+        )
+        self.send_request_latency = Histogram(
+            "messaging_send_request_seconds",
+            "Time from a send's arrival to its answer, by channel.",
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.sends_queued = Gauge(
+            "messaging_sends_queued", "Sends due for delivery (status queued, due now).", registry=r
+        )
+        self.sends_claimed_total = Counter(
+            "messaging_sends_claimed_total", "Sends claimed for a delivery attempt.", registry=r
+        )
+        self.sends_sent_total = Counter(
+            "messaging_sends_sent_total", "Sends the provider accepted, by channel.", registry=r
+        )
+        self.sends_retried_total = Counter(
+            "messaging_sends_retried_total",
+            "Delivery attempts that will be retried (429, 5xx, timeouts), by channel.",
+            registry=r,
+        )
+        self.sends_failed_total = Counter(
+            "messaging_sends_failed_total",
+            "Sends given up on (refused, or out of attempts), by channel.",
+            registry=r,
+        )
+        self.sends_stale_claims_total = Counter(
+            "messaging_sends_stale_claims_total",
+            "Send claims returned by the sweep after the claim timeout (a crashed worker).",
+            registry=r,
+        )
+        self.send_latency = Histogram(
+            "messaging_send_latency_seconds",
+            "Time from a send's commit (its 202) to the provider's acceptance, by channel.",
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+
+    def send_request(self, channel: str, outcome: str, seconds: float) -> None:
+        self.send_requests.inc({"channel": channel, "outcome": outcome})
+        self.send_request_latency.add({"channel": channel}, seconds)
+
+    def sends_claimed(self, count: int) -> None:
+        self.sends_claimed_total.add({}, count)
+
+    def send_sent(self, channel: str, latency_s: float) -> None:
+        self.sends_sent_total.inc({"channel": channel})
+        self.send_latency.add({"channel": channel}, latency_s)
+
+    def send_retried(self, channel: str) -> None:
+        self.sends_retried_total.inc({"channel": channel})
+
+    def send_failed(self, channel: str) -> None:
+        self.sends_failed_total.inc({"channel": channel})
+
+    def send_stale_claims_returned(self, count: int) -> None:
+        self.sends_stale_claims_total.add({}, count)
+
+    def sends_observed(self, due: int) -> None:
+        self.sends_queued.set({}, due)
+
     def provider_call(self, provider: str, outcome: str, seconds: float) -> None:
         self.provider_calls.inc({"provider": provider, "outcome": outcome})
         self.provider_latency.add({"provider": provider}, seconds)

@@ -28,6 +28,9 @@ MAX_URL_CHARS = 2048
 # Lists: pageSize missing or 0 means the default; a larger one is cut to the bound.
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
+# Idempotency-Key: visible ASCII and spaces (a structured-field string), bounded.
+MAX_IDEMPOTENCY_KEY_CHARS = 256
+_IDEMPOTENCY_KEY = re.compile(rf"[\x20-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}")
 # Far past the end of any list, yet small enough that (page - 1) * MAX_PAGE_SIZE
 # stays a bigint.
 MAX_PAGE = 1_000_000_000
@@ -98,6 +101,25 @@ def _query_integer(query: Mapping[str, str], name: str, errors: list[FieldError]
     if len(digits) > _MAX_DIGITS:
         return -_HUGE if raw.startswith("-") else _HUGE
     return int(raw)
+
+
+def parse_idempotency_key(values: list[str]) -> str | None:
+    """The Idempotency-Key of a send (the header's values), None without one, or
+    InvalidRequest (400) for an empty, overlong, non-ASCII or repeated key."""
+    if not values:
+        return None
+    if len(values) > 1 or not _IDEMPOTENCY_KEY.fullmatch(values[0]):
+        raise InvalidRequest(
+            "The Idempotency-Key header is not valid.",
+            [
+                FieldError(
+                    "Idempotency-Key",
+                    f"must be given once, 1 to {MAX_IDEMPOTENCY_KEY_CHARS} printable ASCII"
+                    " characters",
+                )
+            ],
+        )
+    return values[0]
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack
 from typing import Any
 
 import asyncpg
@@ -11,6 +12,7 @@ from aiohttp.test_utils import TestClient
 from messaging.app import init_app
 from messaging.config import Settings
 from messaging.metrics import Metrics
+from messaging.providers.client import open_providers
 from messaging.store.db import create_pool
 from messaging.worker.runner import Worker
 from tests.pg import Server, fresh_database, template_database, test_server
@@ -55,24 +57,29 @@ async def client(aiohttp_client: object, settings: Settings) -> TestClient:  # t
 
 @pytest.fixture
 async def make_worker(settings: Settings) -> AsyncIterator[Callable[..., Awaitable[Worker]]]:
-    """Build workers on the test's database (each with its own pool and
-    metrics); started ones are stopped at the end of the test."""
-    made: list[tuple[Worker, asyncpg.Pool, bool]] = []
+    """Build workers on the test's database (each with its own pool, provider
+    clients and metrics); started ones are stopped at the end of the test."""
+    made: list[tuple[Worker, bool]] = []
+    async with AsyncExitStack() as resources:
 
-    async def make(
-        start: bool = True, listener: dict[str, float] | None = None, **changes: Any
-    ) -> Worker:
-        worker_settings = settings.replace(**changes)
-        assert worker_settings.database_url is not None
-        pool = await create_pool(worker_settings.database_url, size=4)
-        worker = Worker(worker_settings, pool, Metrics(), **(listener or {}))
-        made.append((worker, pool, start))
-        if start:
-            await worker.start()
-        return worker
+        async def make(
+            start: bool = True, listener: dict[str, float] | None = None, **changes: Any
+        ) -> Worker:
+            worker_settings = settings.replace(**changes)
+            assert worker_settings.database_url is not None
+            metrics = Metrics()
+            pool = await create_pool(worker_settings.database_url, size=4)
+            resources.push_async_callback(pool.close)
+            providers = await resources.enter_async_context(
+                open_providers(worker_settings, metrics)
+            )
+            worker = Worker(worker_settings, pool, metrics, providers, **(listener or {}))
+            made.append((worker, start))
+            if start:
+                await worker.start()
+            return worker
 
-    yield make
-    for worker, pool, started in made:
-        if started:
-            await worker.stop()
-        await pool.close()
+        yield make
+        for worker, started in made:
+            if started:
+                await worker.stop()

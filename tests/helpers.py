@@ -12,11 +12,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 
+from messaging.store.queries import query
 from tests.pg import ROOT
 
 # Valid SMS events, as the webhook would have stored them: provider ids
@@ -42,6 +44,20 @@ async def insert_sms(
     """Insert `count` SMS events in one statement (one NOTIFY); their ids."""
     rows = await db.fetch(INSERT_SMS, prefix, count, pairs, body)
     return sorted(r["id"] for r in rows)
+
+
+async def insert_sends(db: asyncpg.Connection, count: int) -> list[int]:
+    """Queue `count` SMS sends from +12016661234 to +18045551234 with the send
+    route's own queries (conversation first, then each message); their ids."""
+    a, b, t0 = "+12016661234", "+18045551234", datetime(2024, 11, 1, 14, tzinfo=UTC)
+    await db.execute(
+        query("conversations.sql", "insert_missing_conversations"), ["sms"], [a], [b], [t0]
+    )
+    insert = query("messages.sql", "insert_outbound_message")
+    return [
+        await db.fetchval(insert, "sms", a, b, "sms", a, b, f"hello {i}", "[]", t0)
+        for i in range(count)
+    ]
 
 
 async def status_counts(db: asyncpg.Connection) -> dict[str, int]:

@@ -17,6 +17,7 @@ from messaging.errors import (
     DatabaseRejected,
     DatabaseUnavailable,
     FieldError,
+    IdempotencyKeyReused,
     InvalidRequest,
     NotFound,
 )
@@ -126,6 +127,13 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
         return problem(request, exc.status, exc.detail, exc.errors)
     if isinstance(exc, NotFound):
         return problem(request, 404, str(exc) or "Not found.")
+    if isinstance(exc, IdempotencyKeyReused):
+        return problem(
+            request,
+            422,
+            str(exc),
+            [FieldError("Idempotency-Key", "names an earlier send with another request")],
+        )
     if isinstance(exc, DatabaseRejected):
         log.warning(
             "database refused a request's data",

@@ -7,7 +7,7 @@ by `messaging mock-providers` (so that fault and load runs keep the provider out
 of the service's process and event loop). The routes, with provider sms or email:
 
 POST   /mock/{provider}/messages    the provider's send API
-GET    /mock/{provider}/deliveries  what it accepted and how it answered
+GET    /mock/{provider}/deliveries  what it accepted and how it answered (and when)
 DELETE /mock/{provider}/deliveries  forget both
 GET    /mock/{provider}/config      how it answers now
 PATCH  /mock/{provider}/config      change that (given fields only); restarts the draws
@@ -51,6 +51,8 @@ from messaging.payloads import format_timestamp, parse_json
 
 FAULTS = (*MOCK_FAULTS, "ok")
 MAX_SCRIPT = 10_000
+# Requests remembered in the log, newest last.
+MAX_LOG = 1000
 MAX_HANG_SECS = 3600.0
 # How a real provider retries a webhook our service did not take.
 WEBHOOK_ATTEMPTS = 3
@@ -88,6 +90,9 @@ class MockProvider:
         self.requests = 0
         self.answers: Counter[str] = Counter()
         self.requests_by_key: Counter[str] = Counter()
+        # When each request came and how it was answered, for tests that check
+        # the timing of retries.
+        self.log: deque[dict[str, Any]] = deque(maxlen=MAX_LOG)
         self._rng = random.Random(config.seed)
         self._script: deque[str] = deque(config.script)
 
@@ -102,6 +107,12 @@ class MockProvider:
         self.requests = 0
         self.answers.clear()
         self.requests_by_key.clear()
+        self.log.clear()
+
+    def note(self, key: str | None, answer: str) -> None:
+        self.log.append(
+            {"at": format_timestamp(datetime.now(UTC)), "idempotency_key": key, "answer": answer}
+        )
 
     def next_answer(self, key: str | None) -> tuple[str, Delivery | None]:
         """('repeat', the earlier delivery) for a key already accepted, else the
@@ -148,6 +159,7 @@ class MockProvider:
                 }
                 for d in self.deliveries.values()
             ],
+            "log": list(self.log),
         }
 
     def config_view(self) -> dict[str, Any]:
@@ -210,15 +222,19 @@ async def send(request: web.Request) -> web.Response:
     answer, earlier = mock.next_answer(key)
     if answer == "repeat":
         assert earlier is not None
+        mock.note(key, answer)
         mock.answers["200"] += 1
         return web.json_response({mock.id_field: earlier.provider_message_id, "repeat": True})
     if answer in ("429", "500", "400"):
+        mock.note(key, answer)
         mock.answers[answer] += 1
         return _fault(request, mock, int(answer))
     payload = await _message_payload(request)
     if payload is None:
+        mock.note(key, "invalid")
         mock.answers["400"] += 1
         return problem(request, 400, "The body must be a JSON object with from and to.")
+    mock.note(key, answer)
     delivery = mock.accept(key, payload)
     if answer == "hang":
         mock.answers["hang"] += 1

@@ -20,7 +20,6 @@ Failures:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -38,25 +37,18 @@ from messaging.store.db import is_transient
 from messaging.store.events import ClaimedEvent, Failure
 from messaging.store.inbound import NewMessage, commit_batch
 from messaging.worker import backoff
+from messaging.worker.transient import Stopped, retry_transient, run_when_woken
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# Pauses after a transient database error: short at first (a deadlock resolves
-# at once), growing while the database stays away.
-TRANSIENT_BASE_S = 0.05
-TRANSIENT_CAP_S = 5.0
 # last_error keeps the start of long messages only.
 MAX_ERROR_CHARS = 2000
 
 
 class InvalidEvent(Exception):
     """An event's stored payload cannot become a message."""
-
-
-class Stopped(Exception):
-    """The loop was told to stop while waiting for the database to come back."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,34 +140,14 @@ class InboundLoop:
         self._wake.set()
 
     async def run(self) -> None:
-        failures = 0
-        while True:
-            await self._wake.wait()
-            # Cleared before claiming: a notification that arrives meanwhile sets
-            # it again and is not lost.
-            self._wake.clear()
-            if self._stopping.is_set():
-                return
-            try:
-                await self.drain()
-                failures = 0
-            except Stopped:
-                return
-            except Exception as exc:
-                failures += 1
-                pause = backoff.delay(failures, base=TRANSIENT_BASE_S, cap=TRANSIENT_CAP_S)
-                log.log(
-                    logging.WARNING if is_transient(exc) else logging.ERROR,
-                    "claim loop failed; retrying",
-                    exc_info=not is_transient(exc),
-                    extra={
-                        "action": "claim_failed",
-                        "error": describe(exc),
-                        "retry_in_s": round(pause, 3),
-                    },
-                )
-                await self._pause(pause)
-                self._wake.set()
+        await run_when_woken(
+            self.drain,
+            wake=self._wake,
+            stopping=self._stopping,
+            action="claim_failed",
+            what="claim loop",
+            describe=describe,
+        )
 
     async def drain(self) -> int:
         """Claim and process batches until one comes back short (or stopping).
@@ -276,27 +248,9 @@ class InboundLoop:
     async def _with_retries(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Run operation until it gets past transient database errors. Raises
         Stopped if told to stop while the database is away."""
-        failures = 0
-        while True:
-            try:
-                return await operation()
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                failures += 1
-                if self._stopping.is_set() and failures > 1:
-                    raise Stopped from exc
-                pause = backoff.delay(failures, base=TRANSIENT_BASE_S, cap=TRANSIENT_CAP_S)
-                log.warning(
-                    "transient database error; retrying the batch",
-                    extra={
-                        "action": "batch_transient_error",
-                        "error": describe(exc),
-                        "attempt": failures,
-                        "retry_in_s": round(pause, 3),
-                    },
-                )
-                await self._pause(pause)
+        return await retry_transient(
+            operation, stopping=self._stopping, action="batch_transient_error", describe=describe
+        )
 
     async def _release(self, batch: list[ClaimedEvent]) -> None:
         try:
@@ -314,8 +268,3 @@ class InboundLoop:
             )
             return
         log.info("claims given back", extra={"action": "claims_released", "events": released})
-
-    async def _pause(self, seconds: float) -> None:
-        """Sleep, cut short by stop()."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), timeout=seconds)

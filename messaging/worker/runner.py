@@ -1,10 +1,18 @@
-"""The Worker: owner of the listener, the inbound loop and the sweep.
+"""The Worker: owner of the listener, the inbound loop, the delivery loop and
+the sweep.
 
-start() launches them; stop() stops claiming, lets the batch in hand finish,
-stops the sweep, and closes the LISTEN connection, in that order, so that a clean
-shutdown leaves no event in processing. Any number of workers (processes or
-apps) may run against one database: claims use SKIP LOCKED, and each worker
-process has its own processor id.
+start() launches them; stop() stops claiming, lets the batch in hand and the
+sends in flight finish, stops the sweep, and closes the LISTEN connection, in
+that order, so that a clean shutdown leaves no event in processing and no send
+in sending. Any number of workers (processes or apps) may run against one
+database: claims use SKIP LOCKED, and each worker process has its own processor
+id.
+
+The worker is handed its resources, the pool and the provider clients (their
+HTTP session), by whoever owns the process's: the app's cleanup contexts under
+`messaging serve`, `_run_worker` under `messaging worker`. It owns only its
+tasks and its LISTEN connection, so that one HTTP session serves a process and
+its closing order stays with the process's owner.
 """
 
 from __future__ import annotations
@@ -20,7 +28,10 @@ import asyncpg
 
 from messaging.config import Settings
 from messaging.metrics import Metrics
+from messaging.providers.client import Providers
 from messaging.store.events import CHANNEL as INBOUND_CHANNEL
+from messaging.store.outbound import CHANNEL as OUTBOUND_CHANNEL
+from messaging.worker.delivery import DeliveryLoop
 from messaging.worker.inbound import InboundLoop, RetryPolicy
 from messaging.worker.listener import Listener
 from messaging.worker.sweep import Sweeper
@@ -39,6 +50,7 @@ class Worker:
         settings: Settings,
         pool: asyncpg.Pool,
         metrics: Metrics,
+        providers: Providers,
         *,
         listener_check_interval_s: float = 30.0,
         listener_check_timeout_s: float = 5.0,
@@ -47,6 +59,8 @@ class Worker:
         if settings.database_url is None:
             raise ValueError("the worker needs settings.database_url (the CLI resolves it)")
         self.processor_id = new_processor_id()
+        self._claim_timeout_ms = settings.claim_timeout_secs * 1000
+        self._provider_timeout_ms = settings.provider_timeout_ms
         self._stop_timeout_s = stop_timeout_s
         retry = RetryPolicy(
             max_attempts=settings.max_retries,
@@ -60,6 +74,14 @@ class Worker:
             batch_size=settings.batch_size,
             retry=retry,
         )
+        self.delivery = DeliveryLoop(
+            pool,
+            providers,
+            metrics,
+            processor_id=self.processor_id,
+            concurrency=settings.send_concurrency,
+            retry=retry,
+        )
         self.sweeper = Sweeper(
             pool,
             metrics,
@@ -67,6 +89,7 @@ class Worker:
             claim_timeout_s=settings.claim_timeout_secs,
             retry=retry,
             on_due=self.inbound.wake,
+            on_sends_due=self.delivery.wake,
         )
         self.listener: Listener | None = None
         if settings.listen:
@@ -78,13 +101,22 @@ class Worker:
                 check_timeout_s=listener_check_timeout_s,
             )
             self.listener.subscribe(INBOUND_CHANNEL, self.inbound.wake)
+            self.listener.subscribe(OUTBOUND_CHANNEL, self.delivery.wake)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        if self._claim_timeout_ms <= self._provider_timeout_ms:
+            log.warning(
+                "MESSAGING_CLAIM_TIMEOUT_SECS is not longer than MESSAGING_PROVIDER_TIMEOUT_MS:"
+                " the sweep may take back sends still in flight and send them again (the"
+                " provider's idempotency key keeps that to one delivery, at the cost of requests)",
+                extra={"action": "config_warning"},
+            )
         if self.listener is not None:
             self.listener.start()
         self._tasks = [
             asyncio.create_task(self.inbound.run(), name="inbound-loop"),
+            asyncio.create_task(self.delivery.run(), name="delivery-loop"),
             asyncio.create_task(self.sweeper.run(), name="sweep"),
         ]
         log.info(
@@ -97,14 +129,16 @@ class Worker:
         )
 
     async def stop(self) -> None:
-        """Stop claiming, finish the batch in hand, close connections."""
+        """Stop claiming, finish the batch in hand and the sends in flight, close
+        connections."""
         self.inbound.stop()
+        self.delivery.stop()
         self.sweeper.stop()
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=self._stop_timeout_s)
             for task in pending:
-                # Only a batch stuck longer than the stop timeout gets here; its
-                # claims stay and time out.
+                # Only a batch or a send stuck longer than the stop timeout gets
+                # here; its claims stay and time out.
                 log.error(
                     "task did not stop in time; cancelling",
                     extra={"action": "worker_stop_timeout", "task": task.get_name()},

@@ -4,10 +4,15 @@ Every MESSAGING_SWEEP_INTERVAL_MS it
 - returns claims older than MESSAGING_CLAIM_TIMEOUT_SECS (their worker died or
   hung) to error, with the reason and a retry time, or to dead_letter when they
   are out of attempts;
+- returns send claims older than the same timeout to queued, due at once (the
+  provider's idempotency key makes sending again safe), or to failed when the
+  claim was their last attempt;
 - refreshes the queue-depth and NOTIFY-queue gauges;
-- wakes the claim loop when events are due: retries whose time has come, stale
-  claims just returned, and anything a lost notification left behind.
-With MESSAGING_LISTEN off it is the only thing that wakes the claim loop.
+- wakes the claim loop when events are due, and the delivery loop when sends
+  are: retries whose time has come, stale claims just returned, and anything a
+  lost notification left behind.
+With MESSAGING_LISTEN off it is the only thing that wakes the loops (but for a
+delivery loop's own retries).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from messaging.metrics import Metrics
-from messaging.store import events
+from messaging.store import events, outbound
 from messaging.store.db import is_transient
 from messaging.store.events import Failure, StaleClaim
 from messaging.worker.inbound import RetryPolicy, describe
@@ -37,6 +42,9 @@ class SweepResult:
     retried: int  # stale claims returned to error
     dead_lettered: int  # stale claims that were out of attempts
     due: int  # events due after the sweep
+    sends_requeued: int = 0  # stale send claims returned to queued
+    sends_failed: int = 0  # stale send claims that were the last attempt
+    sends_due: int = 0  # sends due after the sweep
 
 
 class Sweeper:
@@ -51,6 +59,7 @@ class Sweeper:
         claim_timeout_s: float,
         retry: RetryPolicy,
         on_due: Callable[[], None],
+        on_sends_due: Callable[[], None] = lambda: None,
     ) -> None:
         self._pool = pool
         self._metrics = metrics
@@ -58,6 +67,7 @@ class Sweeper:
         self._claim_timeout_s = claim_timeout_s
         self._retry = retry
         self._on_due = on_due
+        self._on_sends_due = on_sends_due
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -110,7 +120,50 @@ class Sweeper:
         self._metrics.queue_observed(stats.due, stats.notification_queue_usage)
         if stats.due:
             self._on_due()
-        return SweepResult(retried=retried, dead_lettered=dead, due=stats.due)
+        requeued, failed = await self._sweep_sends()
+        sends_due = await outbound.due_count(self._pool)
+        self._metrics.sends_observed(sends_due)
+        if sends_due:
+            self._on_sends_due()
+        return SweepResult(
+            retried=retried,
+            dead_lettered=dead,
+            due=stats.due,
+            sends_requeued=requeued,
+            sends_failed=failed,
+            sends_due=sends_due,
+        )
+
+    async def _sweep_sends(self) -> tuple[int, int]:
+        requeued = failed = 0
+        while True:
+            stale = await outbound.requeue_stale(
+                self._pool,
+                timeout_s=self._claim_timeout_s,
+                max_attempts=self._retry.max_attempts,
+                limit=STALE_BATCH,
+            )
+            for send in stale:
+                is_failed = send.status == "failed"
+                if is_failed:
+                    self._metrics.send_failed(send.channel)
+                failed += is_failed
+                requeued += not is_failed
+                log.log(
+                    logging.ERROR if is_failed else logging.WARNING,
+                    "stale send claim failed" if is_failed else "stale send claim requeued",
+                    extra={
+                        "action": "stale_send_failed" if is_failed else "stale_send_requeued",
+                        "message_id": send.id,
+                        "attempt": send.attempt,
+                        "processor_id": send.processor_id,
+                    },
+                )
+            if len(stale) < STALE_BATCH:
+                break
+        if requeued or failed:
+            self._metrics.send_stale_claims_returned(requeued + failed)
+        return requeued, failed
 
     def _stale_failure(self, claim: StaleClaim) -> Failure:
         return Failure(

@@ -17,21 +17,13 @@ from hypothesis import HealthCheck, settings
 from messaging.app import init_app
 from messaging.config import Settings
 from messaging.http.openapi import document
-from tests.contract.test_routes import NOT_YET_ROUTED
 from tests.pg import Server, fresh_database
 
-schema = (
-    schemathesis.openapi.from_dict(document(mock_providers=True))
-    .exclude(
-        # Not routed yet (see test_routes.py).
-        func=lambda ctx: (ctx.operation.method.upper(), ctx.operation.path) in NOT_YET_ROUTED,
-    )
-    .exclude(
-        # Can make the mock hang for up to an hour on purpose, which would stall
-        # every later case; its validation has tests of its own.
-        method="PATCH",
-        path="/mock/{provider}/config",
-    )
+schema = schemathesis.openapi.from_dict(document(mock_providers=True)).exclude(
+    # Can make the mock hang for up to an hour on purpose, which would stall
+    # every later case; its validation has tests of its own.
+    method="PATCH",
+    path="/mock/{provider}/config",
 )
 
 

@@ -8,30 +8,17 @@ from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
-from aiohttp.test_utils import TestClient, TestServer, unused_port
+from aiohttp.test_utils import TestClient, TestServer
 
 from messaging.app import init_app
 from messaging.config import Settings
 from messaging.http.keys import PROVIDERS
 from messaging.payloads import OutboundMessage
 from messaging.providers.client import Accepted
+from tests.service import serve_on_own_port
 
 ServerFactory = Callable[..., Awaitable[TestServer]]
 Client = TestClient  # type: ignore[type-arg]
-
-
-async def serve_on_own_port(aiohttp_server: ServerFactory, settings: Settings) -> TestServer:
-    """The service on a port chosen before start-up, so that its settings can
-    point the provider clients and the mock's webhooks at itself."""
-    port = unused_port()
-    own = f"http://127.0.0.1:{port}"
-    settings = settings.replace(
-        port=port,
-        sms_provider_url=f"{own}/mock/sms",
-        email_provider_url=f"{own}/mock/email",
-        mock_webhook_url=own,
-    )
-    return await aiohttp_server(init_app(settings), port=port)
 
 
 async def test_the_service_sends_through_its_own_mock(

@@ -6,7 +6,13 @@ from typing import Any
 import pytest
 
 from messaging.errors import InvalidRequest
-from messaging.payloads import OutboundMessage, parse_email_send, parse_sms_send
+from messaging.payloads import (
+    OutboundMessage,
+    parse_email_send,
+    parse_idempotency_key,
+    parse_sms_send,
+)
+from messaging.store.sends import request_hash
 
 SMS = {
     "from": "+12016661234",
@@ -108,3 +114,34 @@ def test_every_bad_field_is_named_at_once() -> None:
     with pytest.raises(InvalidRequest) as exc:
         parse_sms_send({"type": "mms", "body": 5})
     assert fields(exc) == {"/from", "/to", "/body", "/attachments", "/timestamp"}
+
+
+def test_idempotency_key() -> None:
+    assert parse_idempotency_key([]) is None
+    assert parse_idempotency_key(["order 17/a"]) == "order 17/a"
+    assert parse_idempotency_key(["k" * 256]) == "k" * 256
+
+
+@pytest.mark.parametrize(
+    "values",
+    [[""], ["k" * 257], ["caf\u00e9"], ["nul\x00"], ["tab\there"], ["a", "b"]],
+    ids=["empty", "too-long", "non-ascii", "nul", "tab", "twice"],
+)
+def test_idempotency_key_rejections(values: list[str]) -> None:
+    with pytest.raises(InvalidRequest) as exc:
+        parse_idempotency_key(values)
+    assert fields(exc) == {"Idempotency-Key"}
+    assert exc.value.status == 400
+
+
+def test_the_request_hash_is_of_the_normalised_message() -> None:
+    same = request_hash(parse_sms_send(SMS))
+    assert request_hash(parse_sms_send({**SMS, "from": "(201) 666-1234"})) == same
+    assert request_hash(parse_sms_send({**SMS, "timestamp": "2024-11-01T16:00:00+02:00"})) == same
+    others = [
+        parse_sms_send({**SMS, "body": "Hello!"}),
+        parse_sms_send({**SMS, "type": "mms", "attachments": ["https://example.com/a.jpg"]}),
+        parse_sms_send({**SMS, "from": SMS["to"], "to": SMS["from"]}),
+        parse_email_send({**EMAIL, "body": SMS["body"]}),
+    ]
+    assert len({request_hash(m) for m in others} | {same}) == 5

@@ -1,0 +1,113 @@
+"""Riding out failures: what the worker's loops share.
+
+A transient database error (lost connection, deadlock, serialization failure,
+lock or statement timeout) is not the work's fault, so the operation is retried
+after a pause, costing no attempt: short at first (a deadlock resolves at once),
+growing while the database stays away. A loop told to stop while the database is
+away stops retrying (Stopped) and leaves its claims to the sweep or gives them
+back. A loop's own step that fails is logged and tried again after such a pause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from messaging.store.db import is_transient
+from messaging.worker import backoff
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+TRANSIENT_BASE_S = 0.05
+TRANSIENT_CAP_S = 5.0
+
+
+class Stopped(Exception):
+    """The loop was told to stop while waiting for the database to come back."""
+
+
+def transient_pause(failures: int) -> float:
+    """How long to wait after the n-th transient failure in a row."""
+    return backoff.delay(failures, base=TRANSIENT_BASE_S, cap=TRANSIENT_CAP_S)
+
+
+async def pause(stopping: asyncio.Event, seconds: float) -> None:
+    """Sleep, cut short when `stopping` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stopping.wait(), timeout=seconds)
+
+
+async def retry_transient(
+    operation: Callable[[], Awaitable[T]],
+    *,
+    stopping: asyncio.Event,
+    action: str,
+    describe: Callable[[BaseException], str],
+) -> T:
+    """Run operation until it gets past transient database errors; other errors
+    propagate. Raises Stopped if `stopping` is set while the database is away
+    (after one more try). Each retry is logged with the given action."""
+    failures = 0
+    while True:
+        try:
+            return await operation()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+            failures += 1
+            if stopping.is_set() and failures > 1:
+                raise Stopped from exc
+            delay = transient_pause(failures)
+            log.warning(
+                "transient database error; retrying",
+                extra={
+                    "action": action,
+                    "error": describe(exc),
+                    "attempt": failures,
+                    "retry_in_s": round(delay, 3),
+                },
+            )
+            await pause(stopping, delay)
+
+
+async def run_when_woken(
+    step: Callable[[], Awaitable[Any]],
+    *,
+    wake: asyncio.Event,
+    stopping: asyncio.Event,
+    action: str,
+    what: str,
+    describe: Callable[[BaseException], str],
+) -> None:
+    """A loop's body: run `step` each time `wake` is set, until `stopping` is (or
+    the step raises Stopped). A failing step is logged (a warning when transient,
+    an error with its traceback otherwise) and run again after a growing pause."""
+    failures = 0
+    while True:
+        await wake.wait()
+        # Cleared before the step: a wake-up that arrives meanwhile sets it again
+        # and is not lost.
+        wake.clear()
+        if stopping.is_set():
+            return
+        try:
+            await step()
+            failures = 0
+        except Stopped:
+            return
+        except Exception as exc:
+            failures += 1
+            delay = transient_pause(failures)
+            log.log(
+                logging.WARNING if is_transient(exc) else logging.ERROR,
+                f"{what} failed; retrying",
+                exc_info=not is_transient(exc),
+                extra={"action": action, "error": describe(exc), "retry_in_s": round(delay, 3)},
+            )
+            await pause(stopping, delay)
+            wake.set()
