@@ -213,7 +213,13 @@ async def test_serve_runs_the_worker_unless_told_not_to(
                 async with http.post("/api/webhooks/sms", json=body) as response:
                     assert response.status == 202
             if worker:
-                await wait_until(lambda: all_processed(db, 20), within=5)
+                try:
+                    await wait_until(lambda: all_processed(db, 20), within=15)
+                except AssertionError:
+                    log.flush()
+                    print((tmp_path / "serve.log").read_text(errors="replace")[-5000:])
+                    print(await status_counts(db))
+                    raise
             else:
                 await asyncio.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
