@@ -103,6 +103,14 @@ def _database(settings: Settings) -> Iterator[Settings]:
         yield settings.replace(database_url=url)
 
 
+def _migrate_if_asked(settings: Settings, database_url: str, args: argparse.Namespace) -> None:
+    """Migrate before serving when --migrate says so, and always on the embedded
+    server: a newcomer's `make run` must find its schema in place."""
+    if args.migrate or not settings.database_url:
+        for line in asyncio.run(migrate(database_url)):
+            log.info(line, extra={"action": "migrate"})
+
+
 def _migrate(settings: Settings, args: argparse.Namespace) -> None:
     with _database(settings) as resolved:
         assert resolved.database_url is not None
@@ -118,9 +126,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     _use_uvloop()
     with _database(settings) as resolved:
         assert resolved.database_url is not None
-        if args.migrate or not settings.database_url:
-            for line in asyncio.run(migrate(resolved.database_url)):
-                log.info(line, extra={"action": "migrate"})
+        _migrate_if_asked(settings, resolved.database_url, args)
         web.run_app(
             init_app(resolved, worker=not args.no_worker),
             host=resolved.host,
@@ -149,9 +155,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
     _use_uvloop()
     with _database(settings) as resolved:
         assert resolved.database_url is not None
-        if args.migrate or not settings.database_url:
-            for line in asyncio.run(migrate(resolved.database_url)):
-                log.info(line, extra={"action": "migrate"})
+        _migrate_if_asked(settings, resolved.database_url, args)
         asyncio.run(_run_worker(resolved))
 
 
