@@ -59,6 +59,7 @@ class Worker:
             processor_id=self.processor_id,
             batch_size=settings.batch_size,
             retry=retry,
+            batches_in_flight=settings.batches_in_flight,
         )
         self.sweeper = Sweeper(
             pool,
