@@ -5,9 +5,11 @@ The transaction, in order:
 1. lock_claims: lock the batch's events still claimed by this processor (in id
    order); events whose claim the sweep took back are left out;
 2. insert_missing_conversations: create the conversations that do not exist yet;
-3. insert_inbound_messages: insert the messages (unique on their event) and add
-   them to their conversations' counts and last activity;
-4. mark_processed.
+3. insert_inbound_messages: insert the messages (unique on their event);
+4. finish_batch: mark the events processed, then add the new messages to their
+   conversations' counts and last activity. The conversations, the only rows
+   that concurrent batches share, are locked in this last statement so that
+   they stay locked for as short a time as possible.
 
 It commits all of the batch or none of it; the caller isolates a failing event
 by retrying smaller batches.
@@ -27,7 +29,7 @@ from messaging.store.queries import query
 _LOCK_CLAIMS = query("inbound_events.sql", "lock_claims")
 _INSERT_CONVERSATIONS = query("conversations.sql", "insert_missing_conversations")
 _INSERT_MESSAGES = query("messages.sql", "insert_inbound_messages")
-_MARK_PROCESSED = query("inbound_events.sql", "mark_processed")
+_FINISH = query("inbound_events.sql", "finish_batch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,5 +97,11 @@ async def commit_batch(
             [m.provider_message_id for m in mine],
         )
         event_ids = [m.event_id for m in mine]
-        await conn.execute(_MARK_PROCESSED, event_ids)
+        await conn.execute(
+            _FINISH,
+            event_ids,
+            [row["id"] for row in gained],
+            [row["messages"] for row in gained],
+            [row["last_sent_at"] for row in gained],
+        )
     return Committed(event_ids=event_ids, messages=sum(row["messages"] for row in gained))
