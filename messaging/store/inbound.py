@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import asyncpg
 
@@ -32,9 +33,10 @@ _INSERT_MESSAGES = query("messages.sql", "insert_inbound_messages")
 _FINISH = query("inbound_events.sql", "finish_batch")
 
 
-@dataclass(frozen=True, slots=True)
-class NewMessage:
-    """The message an inbound event becomes, with its conversation's key."""
+class NewMessage(NamedTuple):
+    """The message an inbound event becomes, with its conversation's key.
+    (A NamedTuple: one per event, so cheap to build and to transpose into the
+    statement's columns.)"""
 
     event_id: int
     kind: str  # conversation kind: 'sms' (SMS and MMS) or 'email'
@@ -82,21 +84,10 @@ async def commit_batch(
             [k[2] for k in last_activity],
             list(last_activity.values()),
         )
-        gained = await conn.fetch(
-            _INSERT_MESSAGES,
-            [m.event_id for m in mine],
-            [m.kind for m in mine],
-            [m.participant_a for m in mine],
-            [m.participant_b for m in mine],
-            [m.message_type for m in mine],
-            [m.from_address for m in mine],
-            [m.to_address for m in mine],
-            [m.body for m in mine],
-            [m.attachments for m in mine],
-            [m.sent_at for m in mine],
-            [m.provider_message_id for m in mine],
-        )
-        event_ids = [m.event_id for m in mine]
+        # One list per column, in NewMessage's field order (the statement's $1..$11).
+        columns = [list(column) for column in zip(*mine, strict=True)]
+        gained = await conn.fetch(_INSERT_MESSAGES, *columns)
+        event_ids = columns[0]
         await conn.execute(
             _FINISH,
             event_ids,

@@ -107,7 +107,7 @@ def to_message(event: ClaimedEvent) -> NewMessage:
         from_address=event.from_address,
         to_address=event.to_address,
         body=body,
-        attachments=json.dumps(attachments),
+        attachments=json.dumps(attachments) if attachments else "[]",
         sent_at=sent_at,
         provider_message_id=event.provider_message_id,
     )

@@ -61,6 +61,7 @@ ORDER BY k.ord;
 -- leaves a visible claim (processing, claimed_at) that the sweep returns once it
 -- times out, and the attempt stays counted (a crash may be the event's fault).
 -- The WHERE clause repeats inbound_events_due_idx's predicate so the index is used.
+-- Answers the columns of store/events.py:ClaimedEvent, in its order.
 -- $1 text processor_id   $2 int batch size
 WITH due AS (
     SELECT id
