@@ -61,23 +61,24 @@ ORDER BY k.ord;
 -- leaves a visible claim (processing, claimed_at) that the sweep returns once it
 -- times out, and the attempt stays counted (a crash may be the event's fault).
 -- The WHERE clause repeats inbound_events_due_idx's predicate so the index is used.
+-- The locked ids go to the UPDATE as one array (an InitPlan), which it finds in
+-- one pass over the primary key, in id order; a join with a CTE of them costs a
+-- probe and a whole-row copy per row (4.8 -> 4.0 ms for 500 rows).
 -- Answers the columns of store/events.py:ClaimedEvent, in its order.
 -- $1 text processor_id   $2 int batch size
-WITH due AS (
+UPDATE inbound_events AS e
+SET status = 'processing',
+    processor_id = $1,
+    claimed_at = now(),
+    attempt_count = e.attempt_count + 1
+WHERE e.id = ANY(ARRAY(
     SELECT id
     FROM inbound_events
     WHERE status IN ('received', 'error') AND next_attempt_at <= now()
     ORDER BY next_attempt_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
-)
-UPDATE inbound_events AS e
-SET status = 'processing',
-    processor_id = $1,
-    claimed_at = now(),
-    attempt_count = e.attempt_count + 1
-FROM due
-WHERE e.id = due.id
+))
 RETURNING e.id, e.channel, e.provider_message_id, e.message_type, e.from_address,
           e.to_address, e.payload::text AS payload, e.attempt_count, e.received_at;
 
