@@ -35,6 +35,9 @@ class Settings:
     group_commit: bool = True
     # Worker knobs.
     batch_size: int = 500
+    # Claim loops of one worker process while there is a backlog: a batch is
+    # prepared in Python while the database writes another.
+    batches_in_flight: int = 2
     claim_timeout_secs: float = 60.0
     max_retries: int = 5
     backoff_base_ms: int = 500
@@ -94,6 +97,9 @@ class Settings:
             ),
             group_commit=_read(env, "MESSAGING_GROUP_COMMIT", _bool, d.group_commit),
             batch_size=_read(env, "MESSAGING_BATCH_SIZE", int, d.batch_size, _between(1, 10_000)),
+            batches_in_flight=_read(
+                env, "MESSAGING_BATCHES_IN_FLIGHT", int, d.batches_in_flight, _between(1, 16)
+            ),
             claim_timeout_secs=_read(
                 env,
                 "MESSAGING_CLAIM_TIMEOUT_SECS",

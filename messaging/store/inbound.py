@@ -5,9 +5,11 @@ The transaction, in order:
 1. lock_claims: lock the batch's events still claimed by this processor (in id
    order); events whose claim the sweep took back are left out;
 2. insert_missing_conversations: create the conversations that do not exist yet;
-3. insert_inbound_messages: insert the messages (unique on their event) and add
-   them to their conversations' counts and last activity;
-4. mark_processed.
+3. insert_inbound_messages: insert the messages (unique on their event);
+4. finish_batch: mark the events processed, then add the new messages to their
+   conversations' counts and last activity. The conversations, the only rows
+   that concurrent batches share, are locked in this last statement so that
+   they stay locked for as short a time as possible.
 
 It commits all of the batch or none of it; the caller isolates a failing event
 by retrying smaller batches.
@@ -18,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import asyncpg
 
@@ -27,12 +30,13 @@ from messaging.store.queries import query
 _LOCK_CLAIMS = query("inbound_events.sql", "lock_claims")
 _INSERT_CONVERSATIONS = query("conversations.sql", "insert_missing_conversations")
 _INSERT_MESSAGES = query("messages.sql", "insert_inbound_messages")
-_MARK_PROCESSED = query("inbound_events.sql", "mark_processed")
+_FINISH = query("inbound_events.sql", "finish_batch")
 
 
-@dataclass(frozen=True, slots=True)
-class NewMessage:
-    """The message an inbound event becomes, with its conversation's key."""
+class NewMessage(NamedTuple):
+    """The message an inbound event becomes, with its conversation's key.
+    (A NamedTuple: one per event, so cheap to build and to transpose into the
+    statement's columns.)"""
 
     event_id: int
     kind: str  # conversation kind: 'sms' (SMS and MMS) or 'email'
@@ -80,20 +84,15 @@ async def commit_batch(
             [k[2] for k in last_activity],
             list(last_activity.values()),
         )
-        gained = await conn.fetch(
-            _INSERT_MESSAGES,
-            [m.event_id for m in mine],
-            [m.kind for m in mine],
-            [m.participant_a for m in mine],
-            [m.participant_b for m in mine],
-            [m.message_type for m in mine],
-            [m.from_address for m in mine],
-            [m.to_address for m in mine],
-            [m.body for m in mine],
-            [m.attachments for m in mine],
-            [m.sent_at for m in mine],
-            [m.provider_message_id for m in mine],
+        # One list per column, in NewMessage's field order (the statement's $1..$11).
+        columns = [list(column) for column in zip(*mine, strict=True)]
+        gained = await conn.fetch(_INSERT_MESSAGES, *columns)
+        event_ids = columns[0]
+        await conn.execute(
+            _FINISH,
+            event_ids,
+            [row["id"] for row in gained],
+            [row["messages"] for row in gained],
+            [row["last_sent_at"] for row in gained],
         )
-        event_ids = [m.event_id for m in mine]
-        await conn.execute(_MARK_PROCESSED, event_ids)
     return Committed(event_ids=event_ids, messages=sum(row["messages"] for row in gained))

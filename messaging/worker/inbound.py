@@ -4,6 +4,12 @@ and conversations in one transaction, retry what fails.
 Woken by a notification (the listener), by the sweep, or at start; it then
 claims batch after batch while they come back full, and waits again.
 
+While batches come back full there is a backlog, and up to
+MESSAGING_BATCHES_IN_FLIGHT claim loops run at once, each on its own connection:
+one batch is claimed and turned into messages in Python while the database
+writes another, instead of each side waiting for the other. A lone event (a
+batch that comes back short) still costs one claim and one transaction.
+
 Failures:
 - An event that cannot become a message (a payload the database or this code
   refuses) fails on its own: the batch is bisected until the failing events are
@@ -93,7 +99,7 @@ def to_message(event: ClaimedEvent) -> NewMessage:
         from_address=event.from_address,
         to_address=event.to_address,
         body=body,
-        attachments=json.dumps(attachments),
+        attachments=json.dumps(attachments) if attachments else "[]",
         sent_at=sent_at,
         provider_message_id=event.provider_message_id,
     )
@@ -120,11 +126,13 @@ class InboundLoop:
         processor_id: str,
         batch_size: int,
         retry: RetryPolicy,
+        batches_in_flight: int = 1,
     ) -> None:
         self._pool = pool
         self._metrics = metrics
         self._processor_id = processor_id
         self._batch_size = batch_size
+        self._batches_in_flight = batches_in_flight
         self._retry = retry
         self._wake = asyncio.Event()
         self._wake.set()  # look for work as soon as the loop starts
@@ -150,16 +158,50 @@ class InboundLoop:
         )
 
     async def drain(self) -> int:
-        """Claim and process batches until one comes back short (or stopping).
-        Returns how many events were claimed."""
+        """Claim and process batches until they come back short (or stopping).
+        Returns how many events were claimed.
+
+        A full batch starts another claim loop, up to batches_in_flight. If a
+        loop fails, the others finish the batch in hand and claim no more, and
+        the first error is raised."""
+        loops: list[asyncio.Task[int]] = []
+        halt = asyncio.Event()
+
+        def add_loop() -> None:
+            if len(loops) < self._batches_in_flight and not halt.is_set():
+                loops.append(asyncio.create_task(self._claim_loop(add_loop, halt)))
+
+        add_loop()
         claimed_total = 0
-        while not self._stopping.is_set():
+        error: Exception | None = None
+        try:
+            index = 0
+            while index < len(loops):  # loops may be added meanwhile
+                try:
+                    claimed_total += await loops[index]
+                except Exception as exc:
+                    halt.set()
+                    error = error or exc
+                index += 1
+        finally:
+            for loop in loops:
+                loop.cancel()  # only if drain itself was cancelled: the rest are done
+        if error is not None:
+            raise error
+        return claimed_total
+
+    async def _claim_loop(self, add_loop: Callable[[], None], halt: asyncio.Event) -> int:
+        claimed_total = 0
+        while not self._stopping.is_set() and not halt.is_set():
             batch = await events.claim(self._pool, self._processor_id, self._batch_size)
+            full = len(batch) >= self._batch_size
+            if full:
+                add_loop()
             if batch:
                 claimed_total += len(batch)
                 self._metrics.events_claimed(len(batch))
                 await self._process(batch)
-            if len(batch) < self._batch_size:
+            if not full:
                 break
         return claimed_total
 

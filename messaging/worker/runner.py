@@ -73,6 +73,7 @@ class Worker:
             processor_id=self.processor_id,
             batch_size=settings.batch_size,
             retry=retry,
+            batches_in_flight=settings.batches_in_flight,
         )
         self.delivery = DeliveryLoop(
             pool,

@@ -77,6 +77,30 @@ async def test_claims_again_while_batches_come_back_full(
     assert metric(worker, "messaging_events_claimed_total") == 30
 
 
+async def test_batches_in_flight_share_a_backlog_exactly_once(
+    make_worker: MakeWorker, db: asyncpg.Connection
+) -> None:
+    # Full batches start more claim loops; short ones stop them. Every event is
+    # claimed once and becomes one message, whatever the loops' interleaving.
+    worker = await make_worker(start=False, batch_size=7, batches_in_flight=3)
+    await insert_sms(db, 100, pairs=4)
+    assert await worker.inbound.drain() == 100
+    assert await status_counts(db) == {"processed": 100}
+    assert metric(worker, "messaging_events_claimed_total") == 100
+    assert await message_count(db) == 100
+    await assert_consistent(db)
+
+
+async def test_one_batch_in_flight_claims_batch_after_batch(
+    make_worker: MakeWorker, db: asyncpg.Connection
+) -> None:
+    worker = await make_worker(start=False, batch_size=7, batches_in_flight=1)
+    await insert_sms(db, 30)
+    assert await worker.inbound.drain() == 30
+    assert await status_counts(db) == {"processed": 30}
+    await assert_consistent(db)
+
+
 async def test_claim_stamps_the_processor(make_worker: MakeWorker, db: asyncpg.Connection) -> None:
     worker = await make_worker(start=False)
     other = await make_worker(start=False)

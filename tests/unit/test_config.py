@@ -15,6 +15,7 @@ def test_reads_every_knob() -> None:
             "DATABASE_URL": "postgresql://x@h/db",
             "PORT": "9000",
             "MESSAGING_BATCH_SIZE": "50",
+            "MESSAGING_BATCHES_IN_FLIGHT": "3",
             "MESSAGING_CLAIM_TIMEOUT_SECS": "2.5",
             "MESSAGING_MAX_RETRIES": "3",
             "MESSAGING_BACKOFF_BASE_MS": "10",
@@ -26,6 +27,7 @@ def test_reads_every_knob() -> None:
     assert settings.database_url == "postgresql://x@h/db"
     assert settings.port == 9000
     assert settings.batch_size == 50
+    assert settings.batches_in_flight == 3
     assert settings.claim_timeout_secs == 2.5
     assert settings.max_retries == 3
     assert settings.backoff_base_ms == 10
@@ -40,6 +42,7 @@ def test_reads_every_knob() -> None:
         ("PORT", "eighty"),
         ("PORT", "70000"),
         ("MESSAGING_BATCH_SIZE", "0"),
+        ("MESSAGING_BATCHES_IN_FLIGHT", "0"),
         ("MESSAGING_CLAIM_TIMEOUT_SECS", "soon"),
         ("MESSAGING_GROUP_COMMIT", "maybe"),
         ("LOG_LEVEL", "LOUD"),

@@ -61,22 +61,24 @@ ORDER BY k.ord;
 -- leaves a visible claim (processing, claimed_at) that the sweep returns once it
 -- times out, and the attempt stays counted (a crash may be the event's fault).
 -- The WHERE clause repeats inbound_events_due_idx's predicate so the index is used.
+-- The locked ids go to the UPDATE as one array (an InitPlan), which it finds in
+-- one pass over the primary key, in id order; a join with a CTE of them costs a
+-- probe and a whole-row copy per row (4.8 -> 4.0 ms for 500 rows).
+-- Answers the columns of store/events.py:ClaimedEvent, in its order.
 -- $1 text processor_id   $2 int batch size
-WITH due AS (
+UPDATE inbound_events AS e
+SET status = 'processing',
+    processor_id = $1,
+    claimed_at = now(),
+    attempt_count = e.attempt_count + 1
+WHERE e.id = ANY(ARRAY(
     SELECT id
     FROM inbound_events
     WHERE status IN ('received', 'error') AND next_attempt_at <= now()
     ORDER BY next_attempt_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
-)
-UPDATE inbound_events AS e
-SET status = 'processing',
-    processor_id = $1,
-    claimed_at = now(),
-    attempt_count = e.attempt_count + 1
-FROM due
-WHERE e.id = due.id
+))
 RETURNING e.id, e.channel, e.provider_message_id, e.message_type, e.from_address,
           e.to_address, e.payload::text AS payload, e.attempt_count, e.received_at;
 
@@ -92,15 +94,48 @@ WHERE id = ANY($1::bigint[]) AND status = 'processing' AND processor_id = $2
 ORDER BY id
 FOR UPDATE;
 
--- name: mark_processed
--- Last statement of a batch's transaction: the events are done. processed_at is
--- the clock at this statement, not the transaction's start, so that
--- processed_at - received_at is (within the commit) the time from a webhook's
--- arrival to its message's commit.
+-- name: finish_batch
+-- Last statement of a batch's transaction: marks the events processed, then adds
+-- the messages that insert_inbound_messages inserted to their conversations'
+-- counts and last activity.
+-- Conversations are the only rows that concurrent batches (other workers, or
+-- this worker's other batch in flight) share, and a conversation locked here
+-- stays locked until the commit. So they are locked last, after the events are
+-- marked (the one-time filter on `marked` runs that UPDATE to completion before
+-- any conversation is locked), and in key order, so that batches queue on
+-- shared conversations for this statement and the commit only, always in one
+-- order, and cannot deadlock. NO KEY UPDATE, the lock the UPDATE itself takes,
+-- does not conflict with the KEY SHARE locks of the messages' foreign key checks.
+-- processed_at is the clock at this statement, not the transaction's start, so
+-- that processed_at - received_at is (within the commit) the time from a
+-- webhook's arrival to its message's commit.
 -- $1 bigint[] event ids (locked by lock_claims in this transaction)
-UPDATE inbound_events
-SET status = 'processed', processed_at = clock_timestamp()
-WHERE id = ANY($1::bigint[]) AND status = 'processing';
+-- $2 bigint[] conversation ids   $3 int[] messages each gained
+-- $4 timestamptz[] latest sent_at of each one's new messages
+WITH marked AS (
+    UPDATE inbound_events
+    SET status = 'processed', processed_at = clock_timestamp()
+    WHERE id = ANY($1::bigint[]) AND status = 'processing'
+    RETURNING id
+),
+gained AS (
+    SELECT *
+    FROM unnest($2::bigint[], $3::int[], $4::timestamptz[]) AS g(id, messages, last_sent_at)
+),
+locked AS MATERIALIZED (
+    SELECT c.id
+    FROM conversations AS c
+    JOIN gained AS g USING (id)
+    WHERE (SELECT count(*) FROM marked) >= 0
+    ORDER BY c.kind, c.participant_a, c.participant_b
+    FOR NO KEY UPDATE OF c
+)
+UPDATE conversations AS c
+SET message_count = c.message_count + g.messages,
+    last_activity_at = greatest(c.last_activity_at, g.last_sent_at)
+FROM gained AS g
+JOIN locked USING (id)
+WHERE c.id = g.id;
 
 -- name: record_failures
 -- Failed attempts: back to error with the reason and the time of the next

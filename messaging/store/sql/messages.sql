@@ -1,17 +1,14 @@
 -- name: insert_inbound_messages
--- The messages of a batch of inbound events, then their conversations' counts and
--- last activity, in one statement. The conversations exist already
+-- The messages of a batch of inbound events. The conversations exist already
 -- (insert_missing_conversations ran first in the same transaction); if one did
 -- not, conversation_id would be NULL and the statement would fail rather than
 -- lose the message.
 -- A message is unique on its event: an event that already has one (replayed, or
--- processed under a claim that had timed out) inserts nothing and counts nothing,
--- so message_count counts exactly the messages that exist.
--- The conversations are locked in key order before they are updated, so that
--- concurrent workers queue on shared conversations in one order and cannot
--- deadlock. NO KEY UPDATE, the lock the UPDATE itself takes, does not conflict
--- with the KEY SHARE locks that the messages' foreign key checks take.
--- Answers one row per conversation with the number of messages it gained.
+-- processed under a claim that had timed out) inserts nothing and counts nothing.
+-- Answers one row per conversation with the messages it gained and the latest
+-- of their sent_at, for finish_batch to add to the conversation. The
+-- conversations are not updated here: the foreign key checks of this statement
+-- take only KEY SHARE locks on them, which no concurrent batch waits for.
 -- $1 bigint[] inbound_event_id   $2 text[] kind   $3 text[] participant_a
 -- $4 text[] participant_b        $5 text[] message_type ('sms', 'mms', 'email')
 -- $6 text[] from_address         $7 text[] to_address
@@ -41,26 +38,10 @@ inserted AS (
     ORDER BY i.inbound_event_id
     ON CONFLICT (inbound_event_id) DO NOTHING
     RETURNING conversation_id, sent_at
-),
-gained AS (
-    SELECT conversation_id AS id, count(*) AS messages, max(sent_at) AS last_sent_at
-    FROM inserted
-    GROUP BY conversation_id
-),
-locked AS MATERIALIZED (
-    SELECT c.id
-    FROM conversations AS c
-    JOIN gained AS g USING (id)
-    ORDER BY c.kind, c.participant_a, c.participant_b
-    FOR NO KEY UPDATE OF c
 )
-UPDATE conversations AS c
-SET message_count = c.message_count + g.messages,
-    last_activity_at = greatest(c.last_activity_at, g.last_sent_at)
-FROM gained AS g
-JOIN locked USING (id)
-WHERE c.id = g.id
-RETURNING c.id, g.messages;
+SELECT conversation_id AS id, count(*)::int AS messages, max(sent_at) AS last_sent_at
+FROM inserted
+GROUP BY conversation_id;
 
 -- name: insert_outbound_message
 -- A send: the outbound message, queued and due now, then its conversation's count
