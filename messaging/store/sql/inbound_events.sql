@@ -3,7 +3,8 @@
 -- commit of store/ingest.py. A webhook whose (channel, provider_message_id) is
 -- already stored inserts nothing and answers with the existing row's id, so a
 -- provider's retry is idempotent without an exception path.
--- Duplicates inside the batch are inserted once and all answer with that id.
+-- Duplicates inside the batch are inserted once and all answer with that id;
+-- only the first of them (the lowest ord) is told it created the row.
 -- Rows answer in input order (ord). An id can come back NULL only when a
 -- concurrent transaction inserted the same key after this statement's snapshot:
 -- the caller looks those up again with find_event_ids.
@@ -36,7 +37,13 @@ SELECT input.ord,
                  FROM inbound_events AS existing
                  WHERE existing.channel = input.channel
                    AND existing.provider_message_id = input.provider_message_id)) AS id,
-       inserted.id IS NOT NULL AS created
+       -- Every in-batch copy of an inserted key matches the inserted row; the
+       -- row was created for the first copy only (ON CONFLICT inserts the
+       -- first in ord order and skips the rest).
+       inserted.id IS NOT NULL
+           AND input.ord = min(input.ord) OVER (PARTITION BY input.channel,
+                                                             input.provider_message_id)
+           AS created
 FROM input
 LEFT JOIN inserted USING (channel, provider_message_id)
 ORDER BY input.ord;
