@@ -1,13 +1,17 @@
 """Address normalisation: the single definition of when two addresses are the same.
 
 Phone numbers become E.164 (+ and up to 15 digits); email addresses are
-case-folded. A conversation's key is its channel kind and its two normalised
-participants in sorted order, so that both directions meet in one conversation.
+Unicode-normalised to NFC and case-folded (str.casefold), so that one address
+written composed or decomposed, or in another case, is one address.
+
+A conversation's key is its channel kind and its two normalised participants in
+sorted order, so that both directions meet in one conversation.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 _PHONE_FORMATTING = re.compile(r"[\s().\-/]")
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -40,16 +44,19 @@ def normalize_phone(raw: str) -> str | None:
 
 
 def normalize_email(raw: str) -> str | None:
-    """Case-folded email address, or None when it is not one.
+    """The address in NFC, case-folded, or None when it is not an email address.
 
     A display-name form such as ``Ann <ann@example.com>`` gives the bare address.
+    Case folding may change a length (ß becomes ss), so the address is checked
+    after it is normalised, and NFC is applied again after folding.
     """
     value = raw.strip()
     if value.endswith(">") and "<" in value:
         value = value[value.rindex("<") + 1 : -1].strip()
+    value = unicodedata.normalize("NFC", unicodedata.normalize("NFC", value).casefold())
     if len(value) > 254 or not _EMAIL.fullmatch(value):
         return None
-    return value.lower()
+    return value
 
 
 def conversation_key(kind: str, a: str, b: str) -> tuple[str, str, str]:

@@ -1,3 +1,5 @@
+import unicodedata
+
 import pytest
 
 from messaging.normalize import channel_kind, conversation_key, normalize_email, normalize_phone
@@ -49,3 +51,20 @@ def test_both_directions_share_a_key() -> None:
 def test_sms_and_mms_share_a_kind_email_apart() -> None:
     assert channel_kind("sms") == channel_kind("mms") == "sms"
     assert channel_kind("email") == "email"
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("\u00e9@example.com", "e\u0301@example.com"),  # NFC: composed and decomposed
+        ("\u00c9@EXAMPLE.COM", "e\u0301@example.com"),
+        ("\u212a@example.com", "k@example.com"),  # the Kelvin sign is canonically K
+        ("Stra\u00dfe@example.com", "STRASSE@example.com"),  # casefold, not lower
+        ("\u1e9e@example.com", "ss@example.com"),  # capital sharp s
+        ("\u03a3\u03c2@example.com", "\u03c3\u03c3@example.com"),  # final sigma folds
+    ],
+)
+def test_one_email_address_in_two_spellings_normalises_to_one(one: str, other: str) -> None:
+    a, b = normalize_email(one), normalize_email(other)
+    assert a is not None and a == b
+    assert a == unicodedata.normalize("NFC", a) == a.casefold()
