@@ -14,13 +14,16 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from messaging.errors import FieldError, InvalidRequest
 from messaging.normalize import normalize_email, normalize_phone
 
 MAX_DEPTH = 16
+# Members of any one JSON list or object in a request body, unless the route
+# allows more (the mock's script: 10,000).
+MAX_LIST_ITEMS = 1000
 MAX_BODY_CHARS = 100_000
 MAX_ID_CHARS = 256
 MAX_ATTACHMENTS = 10
@@ -38,6 +41,12 @@ MAX_PAGE = 1_000_000_000
 _RFC3339 = re.compile(
     r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
 )
+# The range of timestamps (sent_at) accepted from a provider or a client: from the
+# Unix epoch to a day past this server's clock. A provider's clock is not trusted
+# to the year 1, and a message from the far future would pin its conversation to
+# the top of the list; a day of slack covers skewed clocks and zone mistakes.
+EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_FUTURE = timedelta(days=1)
 _URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.IGNORECASE)
 # ASCII digits only: int() would also take "1_000", " 7" and non-ASCII digits.
 _INTEGER = re.compile(r"-?[0-9]+")
@@ -139,8 +148,9 @@ class OutboundMessage:
         return "email" if self.message_type == "email" else "sms"
 
 
-def parse_json(raw: bytes) -> dict[str, Any]:
-    """The JSON object in a request body, or InvalidRequest (400)."""
+def parse_json(raw: bytes, *, max_items: int = MAX_LIST_ITEMS) -> dict[str, Any]:
+    """The JSON object in a request body, or InvalidRequest (400); max_items bounds
+    the members of every list and object in it."""
     try:
         text = raw.decode("utf-8")
         value = json.loads(text, parse_constant=_reject_constant)
@@ -148,7 +158,7 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         raise InvalidRequest(f"The body is not valid JSON: {_short(exc)}") from None
     if not isinstance(value, dict):
         raise InvalidRequest("The body must be a JSON object.")
-    problem = _hostile(value, "", 0)
+    problem = _hostile(value, "", 0, max_items)
     if problem:
         raise InvalidRequest("The body contains a value this service does not accept.", [problem])
     return value
@@ -225,8 +235,20 @@ def parse_email_send(body: dict[str, Any]) -> OutboundMessage:
 
 
 def format_timestamp(value: datetime) -> str:
-    """RFC 3339 in UTC with a Z, the form of the API's payloads."""
+    """RFC 3339 in UTC with a Z, the form of the API's payloads.
+
+    Safe for any value the database can hand back: asyncpg reads PostgreSQL's
+    -infinity and infinity as the naive datetime.min and datetime.max, which are
+    written as the first and last instants of the calendar."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def timestamp_in_range(value: datetime, now: datetime | None = None) -> bool:
+    """Whether a timestamp lies in the accepted range: from EARLIEST_TIMESTAMP to
+    MAX_FUTURE past now."""
+    return EARLIEST_TIMESTAMP <= value <= (now or datetime.now(UTC)) + MAX_FUTURE
 
 
 def parse_timestamp(raw: str) -> datetime | None:
@@ -239,6 +261,11 @@ def parse_timestamp(raw: str) -> datetime | None:
         return parsed.astimezone(UTC)
     except (ValueError, OverflowError):
         return None
+
+
+TIMESTAMP_RANGE_MESSAGE = (
+    "must lie between 1970-01-01T00:00:00Z and 24 hours past the server's clock"
+)
 
 
 class _Validator:
@@ -326,10 +353,13 @@ class _Validator:
         parsed = parse_timestamp(value)
         if parsed is None:
             self.fail(name, "must be an RFC 3339 date-time, e.g. 2024-11-01T14:00:00Z")
+        elif not timestamp_in_range(parsed):
+            self.fail(name, TIMESTAMP_RANGE_MESSAGE)
+            return None
         return parsed
 
 
-def _hostile(value: Any, pointer: str, depth: int) -> FieldError | None:
+def _hostile(value: Any, pointer: str, depth: int, max_items: int) -> FieldError | None:
     """The first value PostgreSQL's jsonb or our limits cannot take, if any."""
     if depth > MAX_DEPTH:
         return FieldError(pointer or "/", f"nests deeper than {MAX_DEPTH} levels")
@@ -342,21 +372,21 @@ def _hostile(value: Any, pointer: str, depth: int) -> FieldError | None:
     if isinstance(value, float):
         return None if math.isfinite(value) else FieldError(pointer, "number is not finite")
     if isinstance(value, list):
-        if len(value) > 1000:
-            return FieldError(pointer, "list is too long")
+        if len(value) > max_items:
+            return FieldError(pointer or "/", f"list has more than {max_items} items")
         for i, item in enumerate(value):
-            problem = _hostile(item, f"{pointer}/{i}", depth + 1)
+            problem = _hostile(item, f"{pointer}/{i}", depth + 1, max_items)
             if problem:
                 return problem
         return None
     if isinstance(value, dict):
-        if len(value) > 1000:
-            return FieldError(pointer, "object has too many members")
+        if len(value) > max_items:
+            return FieldError(pointer or "/", f"object has more than {max_items} members")
         for key, item in value.items():
             key_problem = _bad_string(key, pointer)
             if key_problem:
                 return key_problem
-            problem = _hostile(item, f"{pointer}/{_escape(key)}", depth + 1)
+            problem = _hostile(item, f"{pointer}/{_escape(key)}", depth + 1, max_items)
             if problem:
                 return problem
         return None

@@ -37,7 +37,7 @@ import asyncpg
 
 from messaging.metrics import Metrics
 from messaging.normalize import channel_kind, conversation_key
-from messaging.payloads import parse_timestamp
+from messaging.payloads import TIMESTAMP_RANGE_MESSAGE, parse_timestamp, timestamp_in_range
 from messaging.store import events
 from messaging.store.db import is_transient
 from messaging.store.events import ClaimedEvent, Failure
@@ -79,6 +79,9 @@ def to_message(event: ClaimedEvent) -> NewMessage:
     sent_at = parse_timestamp(raw_timestamp) if isinstance(raw_timestamp, str) else None
     if sent_at is None:
         raise InvalidEvent(f"payload timestamp {raw_timestamp!r} is not an RFC 3339 date-time")
+    if not timestamp_in_range(sent_at):
+        # Stored before the webhook's range was checked: the same rule, applied late.
+        raise InvalidEvent(f"payload timestamp {raw_timestamp!r} {TIMESTAMP_RANGE_MESSAGE}")
     body = payload.get("body")
     if body is None:
         body = ""  # an MMS may carry only attachments

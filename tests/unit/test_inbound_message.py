@@ -80,3 +80,13 @@ def test_email_has_its_own_kind() -> None:
 def test_a_payload_that_cannot_become_a_message_is_refused(payload: dict[str, Any] | str) -> None:
     with pytest.raises(InvalidEvent):
         to_message(event(payload))
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    ["0001-01-01T00:00:00Z", "1969-12-31T23:59:59Z", "9999-12-31T23:59:59.999999Z"],
+)
+def test_an_event_stored_with_a_timestamp_out_of_range_is_invalid(timestamp: str) -> None:
+    # Stored before the webhook checked the range: the worker applies the same rule.
+    with pytest.raises(InvalidEvent, match="1970-01-01"):
+        to_message(event({**SMS, "timestamp": timestamp}))

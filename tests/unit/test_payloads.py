@@ -5,7 +5,14 @@ from typing import Any
 import pytest
 
 from messaging.errors import InvalidRequest
-from messaging.payloads import parse_email_webhook, parse_json, parse_sms_webhook, parse_timestamp
+from messaging.payloads import (
+    MAX_LIST_ITEMS,
+    format_timestamp,
+    parse_email_webhook,
+    parse_json,
+    parse_sms_webhook,
+    parse_timestamp,
+)
 
 SMS = {
     "from": "+18045551234",
@@ -130,3 +137,24 @@ def test_hostile_json_is_a_400(raw: bytes) -> None:
 )
 def test_timestamps_are_rfc3339(raw: str, expected: datetime | None) -> None:
     assert parse_timestamp(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (datetime.min, "0001-01-01T00:00:00Z"),  # asyncpg's -infinity: naive
+        (datetime.max, "9999-12-31T23:59:59.999999Z"),  # asyncpg's infinity
+        (datetime.min.replace(tzinfo=UTC), "0001-01-01T00:00:00Z"),
+        (datetime(2024, 11, 1, 14, tzinfo=UTC), "2024-11-01T14:00:00Z"),
+    ],
+)
+def test_any_stored_timestamp_formats(value: datetime, text: str) -> None:
+    assert format_timestamp(value) == text
+
+
+@pytest.mark.parametrize("items", [MAX_LIST_ITEMS + 1, 5000])
+def test_lists_and_objects_are_bounded_by_the_route_limit(items: int) -> None:
+    raw = json.dumps({"script": ["ok"] * items, "m": {str(i): 1 for i in range(items)}})
+    with pytest.raises(InvalidRequest):
+        parse_json(raw.encode())
+    assert len(parse_json(raw.encode(), max_items=items)["script"]) == items
