@@ -11,13 +11,23 @@ opens the same two for a worker without an app.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from messaging.config import Settings
 from messaging.http import conversations, health, openapi, sends, webhooks
-from messaging.http.keys import EVENT_WRITER, METRICS, POOL, PROVIDERS, SETTINGS, WORKER
+from messaging.http.body import BODY_LIMITS, HANDLER_ARGS, BodyLimits
+from messaging.http.keys import (
+    EVENT_WRITER,
+    METRICS,
+    POOL,
+    PROVIDERS,
+    READ_SLOTS,
+    SETTINGS,
+    WORKER,
+)
 from messaging.http.problems import edge
 from messaging.metrics import Metrics
 from messaging.providers.client import open_providers
@@ -35,9 +45,12 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app = web.Application(
         middlewares=[edge],
         client_max_size=settings.max_body_bytes,
+        handler_args=HANDLER_ARGS,
     )
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[BODY_LIMITS] = _body_limits(settings)
+    app[READ_SLOTS] = asyncio.Semaphore(settings.max_concurrent_reads)
     app[health.READINESS_CHECKS] = []
     app.add_routes(sends.routes())
     app.add_routes(webhooks.routes())
@@ -57,9 +70,18 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
 def init_mock_app(settings: Settings) -> web.Application:
     """The mock providers alone (`messaging mock-providers`), at the same paths as
     under the service, so that only the host and port of the URLs change."""
-    app = web.Application(middlewares=[edge])
+    app = web.Application(
+        middlewares=[edge], client_max_size=settings.max_body_bytes, handler_args=HANDLER_ARGS
+    )
+    app[BODY_LIMITS] = _body_limits(settings)
     app.add_subapp("/mock", mock_providers(settings))
     return app
+
+
+def _body_limits(settings: Settings) -> BodyLimits:
+    return BodyLimits(
+        timeout_s=settings.body_read_timeout_ms / 1000, max_waiting=settings.max_body_reads
+    )
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

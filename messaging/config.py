@@ -25,6 +25,14 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     max_body_bytes: int = 256 * 1024
+    # A request body must have arrived in full this long after its headers (408),
+    # and at most this many requests may be waiting for their body at once (503):
+    # a client that trickles its body holds neither a connection nor memory long.
+    body_read_timeout_ms: int = 10_000
+    max_body_reads: int = 256
+    # List reads served at once by one process (the rest wait their turn), so that
+    # pages of long messages cannot crowd webhooks off the event loop and the pool.
+    max_concurrent_reads: int = 4
     # Connections in the pool shared by the HTTP handlers and the ingest writers.
     pool_size: int = 10
     # How many group commits may be in flight at once (see store/ingest.py).
@@ -87,6 +95,23 @@ class Settings:
             port=port,
             max_body_bytes=_read(
                 env, "MESSAGING_MAX_BODY_BYTES", int, d.max_body_bytes, _between(1024, 64 << 20)
+            ),
+            body_read_timeout_ms=_read(
+                env,
+                "MESSAGING_BODY_READ_TIMEOUT_MS",
+                int,
+                d.body_read_timeout_ms,
+                _between(100, 600_000),
+            ),
+            max_body_reads=_read(
+                env, "MESSAGING_MAX_BODY_READS", int, d.max_body_reads, _between(1, 100_000)
+            ),
+            max_concurrent_reads=_read(
+                env,
+                "MESSAGING_MAX_CONCURRENT_READS",
+                int,
+                d.max_concurrent_reads,
+                _between(1, 1000),
             ),
             pool_size=_read(env, "MESSAGING_POOL_SIZE", int, d.pool_size, _between(2, 500)),
             ingest_writers=_read(

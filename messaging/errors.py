@@ -36,6 +36,24 @@ class InvalidRequest(MessagingError):
         return self.detail
 
 
+class ClientGone(MessagingError):
+    """The client closed the connection before its request body arrived. Not a
+    server error: nothing was stored, and no one is left to answer."""
+
+
+@dataclass
+class BodyNotReceived(MessagingError):
+    """A request body that did not arrive in time (408), or that could not be
+    waited for because too many requests are already waiting for theirs (503).
+    Nothing was stored; the connection is closed."""
+
+    detail: str
+    status: int = 408
+
+    def __str__(self) -> str:
+        return self.detail
+
+
 class DatabaseUnavailable(MessagingError):
     """The database cannot be reached or did not answer in time. Nothing was stored."""
 

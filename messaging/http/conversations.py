@@ -2,9 +2,14 @@
 
 GET /api/conversations                  newest activity first
 GET /api/conversations/{id}/messages    oldest first
+GET /api/messages/{id}                  one message, whole
 
-Both answer {"items": [...], "meta": {"page", "page_size", "total"}} and take the
-query parameters page and pageSize (payloads.parse_page).
+The lists answer {"items": [...], "meta": {"page", "page_size", "total"}} and take
+the query parameters page and pageSize (payloads.parse_page). A page is bounded
+in bytes as well as in rows: a body in a list is cut to LIST_BODY_CHARS characters
+(body_truncated: true), and GET /api/messages/{id} answers the whole message.
+At most MESSAGING_MAX_CONCURRENT_READS reads are served at once; the rest wait,
+so that heavy reads cannot take the event loop and the pool from the webhooks.
 """
 
 from __future__ import annotations
@@ -16,43 +21,69 @@ from typing import Any
 from aiohttp import web
 
 from messaging.errors import NotFound
-from messaging.http.keys import POOL
+from messaging.http.keys import POOL, READ_SLOTS
 from messaging.payloads import PageRequest, format_timestamp, parse_page
 from messaging.store.conversations import (
     ConversationSummary,
     LastMessage,
     MessageRecord,
     Page,
+    get_message,
     list_conversations,
     list_messages,
 )
 
 PREVIEW_CHARS = 160
+# A body in a list: every SMS whole (1,600 characters at most when concatenated),
+# and the start of a long email.
+LIST_BODY_CHARS = 4000
 _BIGINT_MAX = 2**63 - 1
+_BIGINT_DIGITS = len(str(_BIGINT_MAX))
 _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
 
 
 async def conversations(request: web.Request) -> web.Response:
     wanted = parse_page(request.query)
-    page = await list_conversations(request.app[POOL], limit=wanted.page_size, offset=wanted.offset)
-    return _page_response(page, wanted, [_conversation(c) for c in page.items])
+    async with request.app[READ_SLOTS]:
+        page = await list_conversations(
+            request.app[POOL], limit=wanted.page_size, offset=wanted.offset
+        )
+        return _page_response(page, wanted, [_conversation(c) for c in page.items])
 
 
 async def messages(request: web.Request) -> web.Response:
-    conversation_id = _conversation_id(request.match_info["id"])
+    conversation_id = _path_id(request.match_info["id"], "conversation")
     wanted = parse_page(request.query)
-    page = await list_messages(
-        request.app[POOL], conversation_id, limit=wanted.page_size, offset=wanted.offset
-    )
-    return _page_response(page, wanted, [_message(m) for m in page.items])
+    async with request.app[READ_SLOTS]:
+        page = await list_messages(
+            request.app[POOL],
+            conversation_id,
+            limit=wanted.page_size,
+            offset=wanted.offset,
+            body_chars=LIST_BODY_CHARS,
+        )
+        return _page_response(page, wanted, [_message(m) for m in page.items])
 
 
-def _conversation_id(raw: str) -> int:
-    # An id that is no integer, or one no bigint can hold, names no conversation.
-    if raw.isascii() and raw.isdigit() and 0 < int(raw) <= _BIGINT_MAX:
-        return int(raw)
-    raise NotFound(f"There is no conversation {raw[:40]!r}.")
+async def message(request: web.Request) -> web.Response:
+    message_id = _path_id(request.match_info["id"], "message")
+    async with request.app[READ_SLOTS]:
+        return web.json_response(_message(await get_message(request.app[POOL], message_id)))
+
+
+def _path_id(raw: str, what: str) -> int:
+    # An id that is no integer, or one no bigint can hold, names nothing. The
+    # length is checked first: int() refuses strings of over 4,300 digits.
+    digits = raw.lstrip("0")
+    if (
+        raw.isascii()
+        and raw.isdigit()
+        and 0 < len(digits) <= _BIGINT_DIGITS
+        and int(digits) <= _BIGINT_MAX
+    ):
+        return int(digits)
+    raise NotFound(f"There is no {what} {raw[:40]!r}.")
 
 
 def _page_response(
@@ -96,7 +127,9 @@ def _message(m: MessageRecord) -> dict[str, Any]:
         "type": m.message_type,
         "from": m.from_address,
         "to": m.to_address,
+        "conversation_id": m.conversation_id,
         "body": m.body,
+        "body_truncated": m.body_truncated,
         "attachments": m.attachments,
         "timestamp": format_timestamp(m.sent_at),
         "status": m.status,
@@ -117,4 +150,6 @@ def routes() -> list[web.RouteDef]:
     return [
         web.get("/api/conversations", conversations),
         web.get("/api/conversations/{id}/messages", messages),
+        # Digits only, so that /api/messages/sms and /email stay POST-only routes.
+        web.get(r"/api/messages/{id:\d+}", message),
     ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 from aiohttp import web
 
@@ -17,3 +19,5 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 EVENT_WRITER = web.AppKey("event_writer", EventWriter)
 PROVIDERS = web.AppKey("providers", Providers)
 WORKER = web.AppKey("worker", Worker)
+# The list reads served at once (MESSAGING_MAX_CONCURRENT_READS).
+READ_SLOTS = web.AppKey("read_slots", asyncio.Semaphore)

@@ -14,6 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from messaging.errors import (
+    BodyNotReceived,
+    ClientGone,
     DatabaseRejected,
     DatabaseUnavailable,
     FieldError,
@@ -21,7 +23,6 @@ from messaging.errors import (
     InvalidRequest,
     NotFound,
 )
-from messaging.payloads import parse_json
 
 log = logging.getLogger("messaging.http")
 
@@ -36,10 +37,14 @@ _TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     406: "Not Acceptable",
+    408: "Request Timeout",
     413: "Content Too Large",
     415: "Unsupported Media Type",
     422: "Unprocessable Content",
     429: "Too Many Requests",
+    # nginx's convention for a request whose client hung up; never seen by that
+    # client, only in logs and metrics.
+    499: "Client Closed Request",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -101,6 +106,10 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = await handler(request)
     except Exception as exc:
         response = problem_for(request, exc)
+    if not request.content.is_eof():
+        # A body left unread (refused, too slow, undecodable): close the
+        # connection instead of letting aiohttp read the rest of it.
+        response.force_close()
     response.headers[REQUEST_ID_HEADER] = request_id
     if log.isEnabledFor(logging.INFO):
         log.info(
@@ -127,6 +136,15 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
         return problem(request, exc.status, exc.detail, exc.errors)
     if isinstance(exc, NotFound):
         return problem(request, 404, str(exc) or "Not found.")
+    if isinstance(exc, BodyNotReceived):
+        headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
+        return problem(request, exc.status, exc.detail, headers=headers)
+    if isinstance(exc, ClientGone):
+        log.info(
+            "client closed the connection mid-request",
+            extra={"action": "client_gone", "request_id": request.get(REQUEST_ID)},
+        )
+        return problem(request, 499, str(exc))
     if isinstance(exc, IdempotencyKeyReused):
         return problem(
             request,
@@ -196,15 +214,3 @@ def _accepts_json(accept: str) -> bool:
         ):
             return True
     return False
-
-
-async def read_json(request: web.Request) -> dict[str, Any]:
-    """The JSON object of a request body: 415 for another media type, 413 for a
-    body over the limit, 400 for JSON that does not parse."""
-    media = request.content_type.lower()
-    if media != "application/json" and not media.endswith("+json"):
-        raise InvalidRequest(
-            f"The body must be application/json, not {media or 'unspecified'}.", status=415
-        )
-    raw = await request.read()
-    return parse_json(raw)

@@ -12,15 +12,22 @@ answers 422.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from messaging.errors import DatabaseUnavailable, IdempotencyKeyReused, InvalidRequest
+from messaging.errors import (
+    BodyNotReceived,
+    ClientGone,
+    DatabaseUnavailable,
+    IdempotencyKeyReused,
+    InvalidRequest,
+)
+from messaging.http.body import expect_handler, read_json
 from messaging.http.keys import METRICS, POOL
-from messaging.http.problems import read_json
 from messaging.payloads import (
     OutboundMessage,
     parse_email_send,
@@ -51,8 +58,16 @@ async def _send(request: web.Request, channel: str, parse: Parser) -> web.Respon
         message = parse(await read_json(request))
         queued = await queue_send(request.app[POOL], message, key)
         outcome = "queued" if queued.created else "replayed"
-    except InvalidRequest:
+    except (InvalidRequest, web.HTTPRequestEntityTooLarge):
         outcome = "invalid"
+        raise
+    except (ClientGone, asyncio.CancelledError):
+        # The client hung up: mid-body (ClientGone), or while its request was
+        # served where aiohttp cancels the handler of a lost connection.
+        outcome = "aborted"
+        raise
+    except BodyNotReceived:
+        outcome = "slow_body"
         raise
     except IdempotencyKeyReused:
         outcome = "conflict"
@@ -73,6 +88,6 @@ async def _send(request: web.Request, channel: str, parse: Parser) -> web.Respon
 
 def routes() -> list[web.RouteDef]:
     return [
-        web.post("/api/messages/sms", sms_send),
-        web.post("/api/messages/email", email_send),
+        web.post("/api/messages/sms", sms_send, expect_handler=expect_handler),
+        web.post("/api/messages/email", email_send, expect_handler=expect_handler),
     ]

@@ -9,15 +9,21 @@ provider id) answers 202 again with the same id and stores nothing new.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from messaging.errors import DatabaseUnavailable, InvalidRequest
+from messaging.errors import (
+    BodyNotReceived,
+    ClientGone,
+    DatabaseUnavailable,
+    InvalidRequest,
+)
+from messaging.http.body import expect_handler, read_json
 from messaging.http.keys import EVENT_WRITER, METRICS
-from messaging.http.problems import read_json
 from messaging.payloads import InboundEvent, parse_email_webhook, parse_sms_webhook
 
 Parser = Callable[[dict[str, Any]], InboundEvent]
@@ -39,8 +45,16 @@ async def _ingest(request: web.Request, channel: str, parse: Parser) -> web.Resp
         event = parse(await read_json(request))
         stored = await request.app[EVENT_WRITER].store(event)
         outcome = "accepted" if stored.created else "duplicate"
-    except InvalidRequest:
+    except (InvalidRequest, web.HTTPRequestEntityTooLarge):
         outcome = "invalid"
+        raise
+    except (ClientGone, asyncio.CancelledError):
+        # The client hung up: mid-body (ClientGone), or while its request was
+        # served where aiohttp cancels the handler of a lost connection.
+        outcome = "aborted"
+        raise
+    except BodyNotReceived:
+        outcome = "slow_body"
         raise
     except DatabaseUnavailable:
         outcome = "unavailable"
@@ -61,6 +75,6 @@ async def _ingest(request: web.Request, channel: str, parse: Parser) -> web.Resp
 
 def routes() -> list[web.RouteDef]:
     return [
-        web.post("/api/webhooks/sms", sms_webhook),
-        web.post("/api/webhooks/email", email_webhook),
+        web.post("/api/webhooks/sms", sms_webhook, expect_handler=expect_handler),
+        web.post("/api/webhooks/email", email_webhook, expect_handler=expect_handler),
     ]

@@ -46,6 +46,7 @@ from aiohttp import web
 
 from messaging.config import MOCK_FAULTS, Settings
 from messaging.errors import FieldError, InvalidRequest
+from messaging.http.body import read_body
 from messaging.http.problems import problem
 from messaging.payloads import format_timestamp, parse_json
 
@@ -264,7 +265,7 @@ def _fault(request: web.Request, mock: MockProvider, status: int) -> web.Respons
 
 async def _message_payload(request: web.Request) -> dict[str, Any] | None:
     try:
-        payload = parse_json(await request.read())
+        payload = parse_json(await read_body(request))
     except InvalidRequest:
         return None
     if not isinstance(payload.get("from"), str) or not isinstance(payload.get("to"), str):
@@ -287,7 +288,7 @@ async def get_config(request: web.Request) -> web.Response:
 
 async def patch_config(request: web.Request) -> web.Response:
     mock = _mock(request)
-    changes = parse_json(await request.read())
+    changes = parse_json(await read_body(request), max_items=MAX_SCRIPT)
     mock.configure(_changed_config(mock, changes))
     return web.json_response(mock.config_view())
 
@@ -358,7 +359,7 @@ async def inbound(request: web.Request) -> web.Response:
     """Send our webhook what this provider would send for a message it received:
     the body given, completed with a provider id and a timestamp when missing."""
     mock = _mock(request)
-    message = parse_json(await request.read())
+    message = parse_json(await read_body(request))
     webhook = {
         "timestamp": format_timestamp(datetime.now(UTC).replace(microsecond=0)),
         **message,

@@ -15,6 +15,7 @@ from messaging.store.queries import query
 
 _LIST_CONVERSATIONS = query("conversations.sql", "list_conversations")
 _LIST_MESSAGES = query("conversations.sql", "list_messages")
+_GET_MESSAGE = query("conversations.sql", "get_message")
 
 T = TypeVar("T")
 
@@ -53,11 +54,13 @@ class ConversationSummary:
 @dataclass(frozen=True, slots=True)
 class MessageRecord:
     id: int
+    conversation_id: int
     direction: str  # 'inbound' or 'outbound'
     message_type: str  # 'sms', 'mms' or 'email'
     from_address: str
     to_address: str
-    body: str
+    body: str  # in a list, at most its first body_chars characters
+    body_truncated: bool
     attachments: list[str]
     sent_at: datetime
     status: str
@@ -76,17 +79,27 @@ async def list_conversations(
 
 
 async def list_messages(
-    pool: asyncpg.Pool, conversation_id: int, *, limit: int, offset: int
+    pool: asyncpg.Pool, conversation_id: int, *, limit: int, offset: int, body_chars: int
 ) -> Page[MessageRecord]:
-    """A conversation's messages, oldest first; NotFound for an unknown conversation."""
+    """A conversation's messages, oldest first, each body cut to body_chars
+    characters; NotFound for an unknown conversation."""
     async with connection(pool) as conn:
-        rows = await conn.fetch(_LIST_MESSAGES, conversation_id, limit, offset)
+        rows = await conn.fetch(_LIST_MESSAGES, conversation_id, limit, offset, body_chars)
     if not rows:
         raise NotFound(f"There is no conversation {conversation_id}.")
     return Page(
         items=[_message(row) for row in rows if row["id"] is not None],
         total=rows[0]["total"],
     )
+
+
+async def get_message(pool: asyncpg.Pool, message_id: int) -> MessageRecord:
+    """One message with its whole body; NotFound when there is none."""
+    async with connection(pool) as conn:
+        row = await conn.fetchrow(_GET_MESSAGE, message_id)
+    if row is None:
+        raise NotFound(f"There is no message {message_id}.")
+    return _message(row)
 
 
 def _conversation(row: asyncpg.Record) -> ConversationSummary:
@@ -114,11 +127,13 @@ def _conversation(row: asyncpg.Record) -> ConversationSummary:
 def _message(row: asyncpg.Record) -> MessageRecord:
     return MessageRecord(
         id=row["id"],
+        conversation_id=row["conversation_id"],
         direction=row["direction"],
         message_type=row["message_type"],
         from_address=row["from_address"],
         to_address=row["to_address"],
         body=row["body"],
+        body_truncated=row["body_truncated"],
         attachments=json.loads(row["attachments"]),
         sent_at=row["sent_at"],
         status=row["status"],

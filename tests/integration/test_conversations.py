@@ -126,7 +126,9 @@ async def test_conversation_item_and_its_messages(client: Client, db: asyncpg.Co
         "type": "sms",
         "from": "+12016661234",
         "to": "+18045551234",
+        "conversation_id": sms,
         "body": "Hello! This is a test SMS message.",
+        "body_truncated": False,
         "attachments": [],
         "timestamp": "2024-11-01T14:00:00Z",
         "status": "queued",
@@ -273,8 +275,8 @@ async def test_both_lists_stay_on_indexes_with_100k_messages(db: asyncpg.Connect
     cases = [
         ("list_conversations", (50, 0)),
         ("list_conversations", (200, 5000)),
-        ("list_messages", (5000, 50, 0)),
-        ("list_messages", (5000, 200, 5)),
+        ("list_messages", (5000, 50, 0, 4000)),
+        ("list_messages", (5000, 200, 5, 4000)),
     ]
     for name, args in cases:
         plan = await db.fetchval(f"EXPLAIN (FORMAT JSON) {query('conversations.sql', name)}", *args)

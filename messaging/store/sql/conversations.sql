@@ -38,14 +38,19 @@ ORDER BY page.last_activity_at DESC, page.id DESC;
 -- no message on this page. The page walks messages_conversation_sent_at_idx.
 -- The total is conversations.message_count, kept in the same transaction as every
 -- message insert, so that no request counts a conversation's messages.
+-- Bodies are cut to their first $4 characters (body_truncated says so), so that
+-- a page of long messages stays small on the wire and in memory; get_message
+-- answers a whole one.
 -- $1 bigint conversation id   $2 bigint page size   $3 bigint rows to skip (offset)
-SELECT c.message_count AS total,
+-- $4 int characters of a body at most
+SELECT c.message_count AS total, c.id AS conversation_id,
        m.id, m.direction, m.message_type, m.from_address, m.to_address,
-       m.body, m.attachments::text AS attachments, m.sent_at, m.status
+       m.body, m.body_truncated, m.attachments::text AS attachments, m.sent_at, m.status
 FROM conversations AS c
 LEFT JOIN LATERAL (
     SELECT id, direction, message_type, from_address, to_address,
-           body, attachments, sent_at, status
+           left(body, $4) AS body, length(body) > $4 AS body_truncated,
+           attachments, sent_at, status
     FROM messages
     WHERE conversation_id = c.id
     ORDER BY sent_at, id
@@ -53,6 +58,14 @@ LEFT JOIN LATERAL (
 ) AS m ON true
 WHERE c.id = $1
 ORDER BY m.sent_at, m.id;
+
+-- name: get_message
+-- One message, whole, by id; no row when there is none.
+-- $1 bigint message id
+SELECT id, conversation_id, direction, message_type, from_address, to_address,
+       body, false AS body_truncated, attachments::text AS attachments, sent_at, status
+FROM messages
+WHERE id = $1;
 
 -- name: insert_missing_conversations
 -- Creates the conversations a batch of messages needs that do not exist yet, with
