@@ -12,7 +12,7 @@ import sys
 
 from aiohttp import web
 
-from messaging.payloads import parse_json, parse_sms_webhook
+from messaging.http.requests import parse_json, parse_sms_webhook
 
 _ids = itertools.count(1)
 

@@ -2,10 +2,8 @@
 
 Phone numbers become E.164 (+ and up to 15 digits); email addresses are
 Unicode-normalised to NFC and case-folded (str.casefold), so that one address
-written composed or decomposed, or in another case, is one address.
-
-A conversation's key is its channel kind and its two normalised participants in
-sorted order, so that both directions meet in one conversation.
+written composed or decomposed, or in another case, is one address. A
+conversation's key is made of normalised addresses (models.conversation_key).
 """
 
 from __future__ import annotations
@@ -57,13 +55,3 @@ def normalize_email(raw: str) -> str | None:
     if len(value) > 254 or not _EMAIL.fullmatch(value):
         return None
     return value
-
-
-def conversation_key(kind: str, a: str, b: str) -> tuple[str, str, str]:
-    """(kind, lower participant, higher participant): the unique key of a conversation."""
-    return (kind, a, b) if a <= b else (kind, b, a)
-
-
-def channel_kind(message_type: str) -> str:
-    """SMS and MMS share a conversation kind; email has its own."""
-    return "email" if message_type == "email" else "sms"

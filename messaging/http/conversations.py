@@ -22,7 +22,7 @@ from aiohttp import web
 
 from messaging.errors import NotFound
 from messaging.http.keys import POOL, READ_SLOTS
-from messaging.payloads import PageRequest, format_timestamp, parse_page
+from messaging.http.requests import PageRequest, parse_page
 from messaging.store.conversations import (
     ConversationSummary,
     LastMessage,
@@ -32,6 +32,7 @@ from messaging.store.conversations import (
     list_conversations,
     list_messages,
 )
+from messaging.timestamps import format_timestamp
 
 PREVIEW_CHARS = 160
 # A body in a list: every SMS whole (1,600 characters at most when concatenated),

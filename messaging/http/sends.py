@@ -28,12 +28,8 @@ from messaging.errors import (
 )
 from messaging.http.body import expect_handler, read_json
 from messaging.http.keys import METRICS, POOL
-from messaging.payloads import (
-    OutboundMessage,
-    parse_email_send,
-    parse_idempotency_key,
-    parse_sms_send,
-)
+from messaging.http.requests import parse_email_send, parse_idempotency_key, parse_sms_send
+from messaging.models import OutboundMessage
 from messaging.store.sends import queue_send
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"

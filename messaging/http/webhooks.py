@@ -24,7 +24,8 @@ from messaging.errors import (
 )
 from messaging.http.body import expect_handler, read_json
 from messaging.http.keys import EVENT_WRITER, METRICS
-from messaging.payloads import InboundEvent, parse_email_webhook, parse_sms_webhook
+from messaging.http.requests import parse_email_webhook, parse_sms_webhook
+from messaging.models import InboundEvent
 
 Parser = Callable[[dict[str, Any]], InboundEvent]
 

@@ -33,7 +33,8 @@ import aiohttp
 from messaging.config import Settings
 from messaging.errors import ProviderRejected, ProviderRetryLater
 from messaging.metrics import Metrics
-from messaging.payloads import OutboundMessage, format_timestamp
+from messaging.models import OutboundMessage
+from messaging.timestamps import format_timestamp
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,7 @@ class ProviderClient:
             "to": message.to_address,
             "body": message.body,
             "attachments": list(message.attachments) or None,
-            "timestamp": format_timestamp(message.timestamp),
+            "timestamp": format_timestamp(message.sent_at),
         }
         if message.channel == "sms":
             payload["type"] = message.message_type

@@ -48,7 +48,8 @@ from messaging.config import MOCK_FAULTS, Settings
 from messaging.errors import FieldError, InvalidRequest
 from messaging.http.body import read_body
 from messaging.http.problems import problem
-from messaging.payloads import format_timestamp, parse_json
+from messaging.http.requests import parse_json
+from messaging.timestamps import format_timestamp
 
 FAULTS = (*MOCK_FAULTS, "ok")
 MAX_SCRIPT = 10_000

@@ -30,7 +30,7 @@ import asyncpg
 
 from messaging.errors import DatabaseRejected, DatabaseUnavailable
 from messaging.metrics import Metrics
-from messaging.payloads import InboundEvent
+from messaging.models import InboundEvent
 from messaging.store.db import connection
 from messaging.store.queries import query
 

@@ -16,8 +16,7 @@ from datetime import datetime
 
 import asyncpg
 
-from messaging.normalize import channel_kind
-from messaging.payloads import OutboundMessage
+from messaging.models import OutboundMessage, channel_of
 from messaging.store.db import connection
 from messaging.store.queries import query
 
@@ -66,7 +65,7 @@ async def claim(pool: asyncpg.Pool, processor_id: str, limit: int) -> list[Claim
                 to_address=row["to_address"],
                 body=row["body"],
                 attachments=tuple(json.loads(row["attachments"])),
-                timestamp=row["sent_at"],
+                sent_at=row["sent_at"],
             ),
             attempt=row["delivery_attempts"],
             queued_at=row["created_at"],
@@ -120,7 +119,7 @@ async def requeue_stale(
     return [
         StaleSend(
             id=row["id"],
-            channel=channel_kind(row["message_type"]),
+            channel=channel_of(row["message_type"]),
             status=row["status"],
             attempt=row["delivery_attempts"],
             processor_id=row["processor_id"],

@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import asyncpg
 
 from messaging.errors import IdempotencyKeyReused
-from messaging.normalize import channel_kind, conversation_key
-from messaging.payloads import OutboundMessage, format_timestamp
+from messaging.models import OutboundMessage, conversation_key
 from messaging.store.db import connection
 from messaging.store.queries import query
+from messaging.timestamps import format_timestamp
 
 _LOCK_KEY = query("idempotency_keys.sql", "lock_idempotency_key")
 _FIND_KEY = query("idempotency_keys.sql", "find_idempotency_key")
@@ -59,7 +59,7 @@ def request_hash(message: OutboundMessage) -> str:
             message.to_address,
             message.body,
             list(message.attachments),
-            format_timestamp(message.timestamp),
+            format_timestamp(message.sent_at),
         ],
         ensure_ascii=False,
         separators=(",", ":"),
@@ -74,7 +74,7 @@ async def queue_send(
     Raises IdempotencyKeyReused, DatabaseUnavailable, DatabaseRejected."""
     fingerprint = request_hash(message) if idempotency_key is not None else ""
     kind, participant_a, participant_b = conversation_key(
-        channel_kind(message.message_type), message.from_address, message.to_address
+        message.channel, message.from_address, message.to_address
     )
     async with connection(pool) as conn, conn.transaction():
         if idempotency_key is not None:
@@ -87,7 +87,7 @@ async def queue_send(
                     )
                 return QueuedSend(earlier["message_id"], earlier["conversation_id"], created=False)
         await conn.execute(
-            _INSERT_CONVERSATIONS, [kind], [participant_a], [participant_b], [message.timestamp]
+            _INSERT_CONVERSATIONS, [kind], [participant_a], [participant_b], [message.sent_at]
         )
         row = await conn.fetchrow(
             _INSERT_MESSAGE,
@@ -99,7 +99,7 @@ async def queue_send(
             message.to_address,
             message.body,
             json.dumps(list(message.attachments)),
-            message.timestamp,
+            message.sent_at,
         )
         assert row is not None
         if idempotency_key is not None:

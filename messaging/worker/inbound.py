@@ -36,8 +36,14 @@ from typing import TypeVar
 import asyncpg
 
 from messaging.metrics import Metrics
-from messaging.normalize import channel_kind, conversation_key
-from messaging.payloads import TIMESTAMP_RANGE_MESSAGE, parse_timestamp, timestamp_in_range
+from messaging.models import (
+    ContentError,
+    channel_of,
+    check_attachments,
+    check_body,
+    check_sent_at,
+    conversation_key,
+)
 from messaging.store import events
 from messaging.store.db import is_transient
 from messaging.store.events import ClaimedEvent, Failure
@@ -68,30 +74,22 @@ class RetryPolicy:
 
 
 def to_message(event: ClaimedEvent) -> NewMessage:
-    """The message an inbound event becomes. Pure; raises InvalidEvent."""
+    """The message an inbound event becomes, by the content rules its webhook
+    passed (models.py), so that an event stored before a rule changed is held to
+    it too. Pure; raises InvalidEvent."""
     try:
         payload = json.loads(event.payload)
     except ValueError as exc:
         raise InvalidEvent(f"payload is not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise InvalidEvent("payload is not a JSON object")
-    raw_timestamp = payload.get("timestamp")
-    sent_at = parse_timestamp(raw_timestamp) if isinstance(raw_timestamp, str) else None
-    if sent_at is None:
-        raise InvalidEvent(f"payload timestamp {raw_timestamp!r} is not an RFC 3339 date-time")
-    if not timestamp_in_range(sent_at):
-        # Stored before the webhook's range was checked: the same rule, applied late.
-        raise InvalidEvent(f"payload timestamp {raw_timestamp!r} {TIMESTAMP_RANGE_MESSAGE}")
-    body = payload.get("body")
-    if body is None:
-        body = ""  # an MMS may carry only attachments
-    if not isinstance(body, str):
-        raise InvalidEvent("payload body is not a string")
-    attachments = payload.get("attachments") or []
-    if not isinstance(attachments, list) or not all(isinstance(a, str) for a in attachments):
-        raise InvalidEvent("payload attachments is not a list of URLs")
+    body = _checked("body", check_body, payload.get("body"), event.message_type)
+    attachments = _checked(
+        "attachments", check_attachments, payload.get("attachments"), event.message_type
+    )
+    sent_at = _checked("timestamp", check_sent_at, payload.get("timestamp"))
     kind, participant_a, participant_b = conversation_key(
-        channel_kind(event.message_type), event.from_address, event.to_address
+        channel_of(event.message_type), event.from_address, event.to_address
     )
     return NewMessage(
         event_id=event.id,
@@ -102,10 +100,17 @@ def to_message(event: ClaimedEvent) -> NewMessage:
         from_address=event.from_address,
         to_address=event.to_address,
         body=body,
-        attachments=json.dumps(attachments) if attachments else "[]",
+        attachments=json.dumps(list(attachments)) if attachments else "[]",
         sent_at=sent_at,
         provider_message_id=event.provider_message_id,
     )
+
+
+def _checked(name: str, check: Callable[..., T], *args: object) -> T:
+    try:
+        return check(*args)
+    except ContentError as exc:
+        raise InvalidEvent(f"payload {name} {exc}") from None
 
 
 def describe(exc: BaseException) -> str:

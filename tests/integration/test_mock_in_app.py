@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from messaging.app import init_app
 from messaging.config import Settings
 from messaging.http.keys import PROVIDERS
-from messaging.payloads import OutboundMessage
+from messaging.models import OutboundMessage
 from messaging.providers.client import Accepted
 from tests.service import serve_on_own_port
 

@@ -15,7 +15,7 @@ from messaging.app import init_mock_app
 from messaging.config import Settings
 from messaging.errors import ProviderRejected, ProviderRetryLater
 from messaging.metrics import Metrics
-from messaging.payloads import OutboundMessage
+from messaging.models import OutboundMessage
 from messaging.providers.client import Accepted, Providers, open_providers
 
 T0 = datetime(2024, 11, 1, 14, tzinfo=UTC)

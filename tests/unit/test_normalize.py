@@ -2,7 +2,8 @@ import unicodedata
 
 import pytest
 
-from messaging.normalize import channel_kind, conversation_key, normalize_email, normalize_phone
+from messaging.models import channel_of, conversation_key
+from messaging.normalize import normalize_email, normalize_phone
 
 
 @pytest.mark.parametrize(
@@ -49,8 +50,8 @@ def test_both_directions_share_a_key() -> None:
 
 
 def test_sms_and_mms_share_a_kind_email_apart() -> None:
-    assert channel_kind("sms") == channel_kind("mms") == "sms"
-    assert channel_kind("email") == "email"
+    assert channel_of("sms") == channel_of("mms") == "sms"
+    assert channel_of("email") == "email"
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,8 @@ import pytest
 
 from messaging.errors import InvalidRequest
 from messaging.http.conversations import PREVIEW_CHARS, preview
-from messaging.payloads import MAX_PAGE_SIZE, PageRequest, format_timestamp, parse_page
+from messaging.http.requests import MAX_PAGE_SIZE, PageRequest, parse_page
+from messaging.timestamps import format_timestamp
 
 
 @pytest.mark.parametrize(

@@ -5,14 +5,13 @@ from typing import Any
 import pytest
 
 from messaging.errors import InvalidRequest
-from messaging.payloads import (
+from messaging.http.requests import (
     MAX_LIST_ITEMS,
-    format_timestamp,
     parse_email_webhook,
     parse_json,
     parse_sms_webhook,
-    parse_timestamp,
 )
+from messaging.timestamps import format_timestamp, parse_timestamp
 
 SMS = {
     "from": "+18045551234",

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from messaging.errors import InvalidRequest
-from messaging.payloads import (
+from messaging.http.requests import (
     OutboundMessage,
     parse_email_send,
     parse_idempotency_key,
@@ -61,7 +61,7 @@ def test_api_md_email() -> None:
     assert sent.to_address == "contact@gmail.com"
     assert sent.body.startswith("Hello!")
     assert sent.attachments == ("https://example.com/document.pdf",)
-    assert sent.timestamp == T0
+    assert sent.sent_at == T0
 
 
 def test_email_without_attachments() -> None:

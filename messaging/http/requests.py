@@ -1,10 +1,11 @@
-"""Parsing and validation of request input: from raw bytes and query strings to
-typed values.
+"""Requests -> the domain's types: request bodies, query strings and headers
+parsed and validated (pure functions, no I/O).
 
-Pure functions, no I/O. Every problem found is reported with the JSON pointer of
-its field, and all problems of a body are reported together. Hostile input
-(deep nesting, NUL characters, lone surrogates, non-finite or enormous numbers,
-huge strings or lists) is rejected here, so nothing downstream ever sees it.
+Every problem found is reported with the JSON pointer of its field, and all
+problems of a body are reported together. Hostile input (deep nesting, NUL
+characters, lone surrogates, non-finite or enormous numbers, huge strings or
+lists) is rejected here, so nothing downstream ever sees it. The rules of a
+message's content are models.py's; the addresses' are normalize.py's.
 """
 
 from __future__ import annotations
@@ -14,20 +15,28 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime
+from typing import Any, TypeVar, cast
 
 from messaging.errors import FieldError, InvalidRequest
+from messaging.models import (
+    ContentError,
+    InboundEvent,
+    MessageType,
+    OutboundMessage,
+    check_attachments,
+    check_body,
+    check_sent_at,
+)
 from messaging.normalize import normalize_email, normalize_phone
+
+T = TypeVar("T")
 
 MAX_DEPTH = 16
 # Members of any one JSON list or object in a request body, unless the route
 # allows more (the mock's script: 10,000).
 MAX_LIST_ITEMS = 1000
-MAX_BODY_CHARS = 100_000
 MAX_ID_CHARS = 256
-MAX_ATTACHMENTS = 10
-MAX_URL_CHARS = 2048
 # Lists: pageSize missing or 0 means the default; a larger one is cut to the bound.
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 200
@@ -38,34 +47,12 @@ _IDEMPOTENCY_KEY = re.compile(rf"[\x20-\x7e]{{1,{MAX_IDEMPOTENCY_KEY_CHARS}}}")
 # stays a bigint.
 MAX_PAGE = 1_000_000_000
 
-_RFC3339 = re.compile(
-    r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})"
-)
-# The range of timestamps (sent_at) accepted from a provider or a client: from the
-# Unix epoch to a day past this server's clock. A provider's clock is not trusted
-# to the year 1, and a message from the far future would pin its conversation to
-# the top of the list; a day of slack covers skewed clocks and zone mistakes.
-EARLIEST_TIMESTAMP = datetime(1970, 1, 1, tzinfo=UTC)
-MAX_FUTURE = timedelta(days=1)
-_URL = re.compile(r"https?://[^\s\x00-\x1f\x7f]+", re.IGNORECASE)
 # ASCII digits only: int() would also take "1_000", " 7" and non-ASCII digits.
 _INTEGER = re.compile(r"-?[0-9]+")
 # More digits than this are past every bound anyway: read as _HUGE, which spares
 # int() a string of thousands of digits.
 _MAX_DIGITS = 19
 _HUGE: int = 10**_MAX_DIGITS
-
-
-@dataclass(frozen=True, slots=True)
-class InboundEvent:
-    """A validated provider webhook, ready to be stored."""
-
-    channel: str  # 'sms' (SMS and MMS) or 'email'
-    provider_message_id: str
-    message_type: str  # 'sms', 'mms' or 'email'
-    from_address: str  # normalised
-    to_address: str  # normalised
-    payload: str  # the body as received, re-serialised as JSON text
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,23 +118,6 @@ def parse_idempotency_key(values: list[str]) -> str | None:
     return values[0]
 
 
-@dataclass(frozen=True, slots=True)
-class OutboundMessage:
-    """A validated send (POST /api/messages/sms or /email), ready to be stored."""
-
-    message_type: str  # 'sms', 'mms' or 'email'
-    from_address: str  # normalised
-    to_address: str  # normalised
-    body: str  # '' for an MMS sent without text
-    attachments: tuple[str, ...]
-    timestamp: datetime  # aware, UTC
-
-    @property
-    def channel(self) -> str:
-        """The provider that carries it: 'sms' (SMS and MMS) or 'email'."""
-        return "email" if self.message_type == "email" else "sms"
-
-
 def parse_json(raw: bytes, *, max_items: int = MAX_LIST_ITEMS) -> dict[str, Any]:
     """The JSON object in a request body, or InvalidRequest (400); max_items bounds
     the members of every list and object in it."""
@@ -167,21 +137,15 @@ def parse_json(raw: bytes, *, max_items: int = MAX_LIST_ITEMS) -> dict[str, Any]
 def parse_sms_webhook(body: dict[str, Any]) -> InboundEvent:
     """Validate an inbound SMS/MMS from the SMS provider."""
     v = _Validator(body)
-    message_type = v.choice("type", ("sms", "mms"))
+    message_type = cast(MessageType, v.choice("type", ("sms", "mms")))
     provider_id = v.identifier("messaging_provider_id")
-    sender = v.address("from", normalize_phone, "a phone number (E.164, e.g. +12016661234)")
-    recipient = v.address("to", normalize_phone, "a phone number (E.164, e.g. +12016661234)")
-    v.message_body("body", allow_empty=message_type == "mms")
-    v.attachments("attachments", required=message_type == "mms", allowed=message_type != "sms")
-    v.timestamp("timestamp")
+    sender = v.address("from", normalize_phone, _PHONE)
+    recipient = v.address("to", normalize_phone, _PHONE)
+    text, urls, sent_at = v.content(message_type)
     v.raise_if_invalid("The SMS webhook is not valid.")
+    assert sent_at is not None
     return InboundEvent(
-        channel="sms",
-        provider_message_id=provider_id,
-        message_type=message_type,
-        from_address=sender,
-        to_address=recipient,
-        payload=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        "sms", provider_id, message_type, sender, recipient, text, urls, sent_at, _json(body)
     )
 
 
@@ -189,33 +153,23 @@ def parse_email_webhook(body: dict[str, Any]) -> InboundEvent:
     """Validate an inbound email from the email provider."""
     v = _Validator(body)
     provider_id = v.identifier("xillio_id")
-    sender = v.address("from", normalize_email, "an email address")
-    recipient = v.address("to", normalize_email, "an email address")
-    v.message_body("body", allow_empty=False)
-    v.attachments("attachments", required=False, allowed=True)
-    v.timestamp("timestamp")
+    sender = v.address("from", normalize_email, _EMAIL)
+    recipient = v.address("to", normalize_email, _EMAIL)
+    text, urls, sent_at = v.content("email")
     v.raise_if_invalid("The email webhook is not valid.")
+    assert sent_at is not None
     return InboundEvent(
-        channel="email",
-        provider_message_id=provider_id,
-        message_type="email",
-        from_address=sender,
-        to_address=recipient,
-        payload=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        "email", provider_id, "email", sender, recipient, text, urls, sent_at, _json(body)
     )
 
 
 def parse_sms_send(body: dict[str, Any]) -> OutboundMessage:
     """Validate an outbound SMS/MMS: the webhook's rules, without a provider id."""
     v = _Validator(body)
-    message_type = v.choice("type", ("sms", "mms"))
-    sender = v.address("from", normalize_phone, "a phone number (E.164, e.g. +12016661234)")
-    recipient = v.address("to", normalize_phone, "a phone number (E.164, e.g. +12016661234)")
-    text = v.message_body("body", allow_empty=message_type == "mms")
-    urls = v.attachments(
-        "attachments", required=message_type == "mms", allowed=message_type != "sms"
-    )
-    sent_at = v.timestamp("timestamp")
+    message_type = cast(MessageType, v.choice("type", ("sms", "mms")))
+    sender = v.address("from", normalize_phone, _PHONE)
+    recipient = v.address("to", normalize_phone, _PHONE)
+    text, urls, sent_at = v.content(message_type)
     v.raise_if_invalid("The SMS/MMS message is not valid.")
     assert sent_at is not None
     return OutboundMessage(message_type, sender, recipient, text, urls, sent_at)
@@ -224,48 +178,20 @@ def parse_sms_send(body: dict[str, Any]) -> OutboundMessage:
 def parse_email_send(body: dict[str, Any]) -> OutboundMessage:
     """Validate an outbound email: the webhook's rules, without a provider id."""
     v = _Validator(body)
-    sender = v.address("from", normalize_email, "an email address")
-    recipient = v.address("to", normalize_email, "an email address")
-    text = v.message_body("body", allow_empty=False)
-    urls = v.attachments("attachments", required=False, allowed=True)
-    sent_at = v.timestamp("timestamp")
+    sender = v.address("from", normalize_email, _EMAIL)
+    recipient = v.address("to", normalize_email, _EMAIL)
+    text, urls, sent_at = v.content("email")
     v.raise_if_invalid("The email message is not valid.")
     assert sent_at is not None
     return OutboundMessage("email", sender, recipient, text, urls, sent_at)
 
 
-def format_timestamp(value: datetime) -> str:
-    """RFC 3339 in UTC with a Z, the form of the API's payloads.
-
-    Safe for any value the database can hand back: asyncpg reads PostgreSQL's
-    -infinity and infinity as the naive datetime.min and datetime.max, which are
-    written as the first and last instants of the calendar."""
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+_PHONE = "a phone number (E.164, e.g. +12016661234)"
+_EMAIL = "an email address"
 
 
-def timestamp_in_range(value: datetime, now: datetime | None = None) -> bool:
-    """Whether a timestamp lies in the accepted range: from EARLIEST_TIMESTAMP to
-    MAX_FUTURE past now."""
-    return EARLIEST_TIMESTAMP <= value <= (now or datetime.now(UTC)) + MAX_FUTURE
-
-
-def parse_timestamp(raw: str) -> datetime | None:
-    """An RFC 3339 timestamp as an aware UTC datetime, or None."""
-    if not _RFC3339.fullmatch(raw):
-        return None
-    try:
-        parsed = datetime.fromisoformat(raw.upper().replace(" ", "T").replace("Z", "+00:00"))
-        # An offset can carry the first or last day of the calendar out of range.
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):
-        return None
-
-
-TIMESTAMP_RANGE_MESSAGE = (
-    "must lie between 1970-01-01T00:00:00Z and 24 hours past the server's clock"
-)
+def _json(body: dict[str, Any]) -> str:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 
 class _Validator:
@@ -313,50 +239,20 @@ class _Validator:
             self.fail(name, f"must be {what}")
         return normalized or ""
 
-    def message_body(self, name: str, *, allow_empty: bool) -> str:
-        value = self.body.get(name)
-        if value is None and allow_empty:
-            return ""
-        value = self.string(name)
-        if value is None:
-            return ""
-        if not allow_empty and not value.strip():
-            self.fail(name, "must not be empty")
-        elif len(value) > MAX_BODY_CHARS:
-            self.fail(name, f"must be at most {MAX_BODY_CHARS} characters")
-        return value
+    def content(self, message_type: str) -> tuple[str, tuple[str, ...], datetime | None]:
+        """body, attachments and timestamp, by the rules of models.py."""
+        text = self.rule("body", check_body, message_type) or ""
+        urls = self.rule("attachments", check_attachments, message_type) or ()
+        sent_at = self.rule("timestamp", lambda value, _: check_sent_at(value), message_type)
+        return text, urls, sent_at
 
-    def attachments(self, name: str, *, required: bool, allowed: bool) -> tuple[str, ...]:
-        value = self.body.get(name)
-        if value is None or value == []:
-            if required:
-                self.fail(name, "must list at least one attachment URL")
-            return ()
-        if not isinstance(value, list):
-            self.fail(name, "must be a list of URLs or null")
-            return ()
-        if not allowed:
-            self.fail(name, "an SMS carries no attachments (send type mms)")
-            return ()
-        if len(value) > MAX_ATTACHMENTS:
-            self.fail(name, f"must list at most {MAX_ATTACHMENTS} URLs")
-            return ()
-        for i, url in enumerate(value):
-            if not isinstance(url, str) or len(url) > MAX_URL_CHARS or not _URL.fullmatch(url):
-                self.fail(f"{name}/{i}", "must be an http(s) URL")
-        return tuple(value)
-
-    def timestamp(self, name: str) -> datetime | None:
-        value = self.string(name)
-        if value is None:
+    def rule(self, name: str, check: Callable[[Any, str], T], message_type: str) -> T | None:
+        try:
+            return check(self.body.get(name), message_type)
+        except ContentError as exc:
+            for index in exc.items or (None,):
+                self.fail(name if index is None else f"{name}/{index}", str(exc))
             return None
-        parsed = parse_timestamp(value)
-        if parsed is None:
-            self.fail(name, "must be an RFC 3339 date-time, e.g. 2024-11-01T14:00:00Z")
-        elif not timestamp_in_range(parsed):
-            self.fail(name, TIMESTAMP_RANGE_MESSAGE)
-            return None
-        return parsed
 
 
 def _hostile(value: Any, pointer: str, depth: int, max_items: int) -> FieldError | None:
