@@ -29,11 +29,11 @@ from messaging.http.keys import (
     WORKER,
 )
 from messaging.http.problems import edge
+from messaging.ingest import EventWriter
 from messaging.metrics import Metrics
 from messaging.providers.client import open_providers
 from messaging.providers.mock import mock_providers
 from messaging.store.db import create_pool
-from messaging.store.ingest import EventWriter
 from messaging.worker.runner import Worker
 
 

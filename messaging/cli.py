@@ -16,12 +16,11 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import asyncpg
-
 from messaging import logs
 from messaging.config import ConfigError, Settings
+from messaging.errors import DatabaseUnavailable
 from messaging.migrate import MigrationError, migrate
-from messaging.store.events import STATUSES
+from messaging.models import EVENT_STATUSES
 
 log = logging.getLogger("messaging")
 
@@ -37,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure(settings.log_level, settings.log_format)
     try:
         args.run(settings, args)
-    except MigrationError as exc:
+    except (MigrationError, DatabaseUnavailable) as exc:
         print(f"messaging: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
@@ -74,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     worker.set_defaults(run=_worker)
 
     events = sub.add_parser("events", help="list inbound events in one status")
-    events.add_argument("--status", required=True, choices=STATUSES)
+    events.add_argument("--status", required=True, choices=EVENT_STATUSES)
     events.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
     events.set_defaults(run=_events)
 
@@ -186,14 +185,12 @@ async def _run_worker(settings: Settings) -> None:
 
 
 def _events(settings: Settings, args: argparse.Namespace) -> None:
-    from messaging.store import events
+    from messaging.store import inbound_events
+    from messaging.store.db import direct
 
-    async def run(url: str) -> list[events.EventSummary]:
-        conn = await asyncpg.connect(url)
-        try:
-            return await events.list_events(conn, args.status, args.limit)
-        finally:
-            await conn.close()
+    async def run(url: str) -> list[inbound_events.EventSummary]:
+        async with direct(url) as conn:
+            return await inbound_events.list_events(conn, args.status, args.limit)
 
     with _database(settings) as resolved:
         assert resolved.database_url is not None
@@ -218,21 +215,19 @@ def _events(settings: Settings, args: argparse.Namespace) -> None:
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> None:
-    from messaging.store import events
+    from messaging.store import inbound_events
+    from messaging.store.db import direct
 
     if bool(args.ids) == bool(args.all_dead):
         print("messaging replay: give event ids or --all-dead (not both)", file=sys.stderr)
         sys.exit(2)
 
-    async def run(url: str) -> list[events.ReplayResult]:
-        conn = await asyncpg.connect(url)
-        try:
+    async def run(url: str) -> list[inbound_events.ReplayResult]:
+        async with direct(url) as conn:
             if args.all_dead:
-                ids = await events.replay_dead_letters(conn)
-                return [events.ReplayResult(i, "dead_letter", True) for i in ids]
-            return await events.replay(conn, args.ids)
-        finally:
-            await conn.close()
+                ids = await inbound_events.replay_dead_letters(conn)
+                return [inbound_events.ReplayResult(i, "dead_letter", True) for i in ids]
+            return await inbound_events.replay(conn, args.ids)
 
     with _database(settings) as resolved:
         assert resolved.database_url is not None

@@ -26,12 +26,10 @@ from messaging.http.requests import PageRequest, parse_page
 from messaging.store.conversations import (
     ConversationSummary,
     LastMessage,
-    MessageRecord,
     Page,
-    get_message,
     list_conversations,
-    list_messages,
 )
+from messaging.store.messages import MessageRecord, get_message, list_messages
 from messaging.timestamps import format_timestamp
 
 PREVIEW_CHARS = 160

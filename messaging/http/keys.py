@@ -1,23 +1,28 @@
-"""Typed application keys: what the app's cleanup contexts put in place."""
+"""Typed application keys: what the app's cleanup contexts (app.py) put in place
+for the handlers. The types are imported for the type checker only, so that the
+HTTP edge does not import the worker or the service's modules at run time."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import asyncpg
 from aiohttp import web
 
 from messaging.config import Settings
 from messaging.metrics import Metrics
-from messaging.providers.client import Providers
-from messaging.store.ingest import EventWriter
-from messaging.worker.runner import Worker
+
+if TYPE_CHECKING:
+    from messaging.ingest import EventWriter
+    from messaging.providers.client import Providers
+    from messaging.worker.runner import Worker
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("pool", asyncpg.Pool)
-EVENT_WRITER = web.AppKey("event_writer", EventWriter)
-PROVIDERS = web.AppKey("providers", Providers)
-WORKER = web.AppKey("worker", Worker)
+EVENT_WRITER: web.AppKey[EventWriter] = web.AppKey("event_writer")
+PROVIDERS: web.AppKey[Providers] = web.AppKey("providers")
+WORKER: web.AppKey[Worker] = web.AppKey("worker")
 # The list reads served at once (MESSAGING_MAX_CONCURRENT_READS).
 READ_SLOTS = web.AppKey("read_slots", asyncio.Semaphore)

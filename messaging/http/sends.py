@@ -30,7 +30,7 @@ from messaging.http.body import expect_handler, read_json
 from messaging.http.keys import METRICS, POOL
 from messaging.http.requests import parse_email_send, parse_idempotency_key, parse_sms_send
 from messaging.models import OutboundMessage
-from messaging.store.sends import queue_send
+from messaging.outbox import queue_send
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"

@@ -1,21 +1,23 @@
-"""Reading conversations and their messages, a page at a time."""
+"""The conversations table: created when a batch of messages or a send needs one,
+counted as messages arrive, and read a page at a time (newest activity first).
+
+Every statement is a named query in conversations.sql beside this module."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
 import asyncpg
 
-from messaging.errors import NotFound
-from messaging.store.db import connection
+from messaging.store.db import Conn, connection
 from messaging.store.queries import query
 
-_LIST_CONVERSATIONS = query("conversations.sql", "list_conversations")
-_LIST_MESSAGES = query("conversations.sql", "list_messages")
-_GET_MESSAGE = query("conversations.sql", "get_message")
+_LIST = query("conversations.sql", "list_conversations")
+_INSERT_MISSING = query("conversations.sql", "insert_missing_conversations")
+_ADD_MESSAGES = query("conversations.sql", "add_messages")
 
 T = TypeVar("T")
 
@@ -50,20 +52,27 @@ class ConversationSummary:
     last_activity_at: datetime
     last_message: LastMessage | None
 
-
-@dataclass(frozen=True, slots=True)
-class MessageRecord:
-    id: int
-    conversation_id: int
-    direction: str  # 'inbound' or 'outbound'
-    message_type: str  # 'sms', 'mms' or 'email'
-    from_address: str
-    to_address: str
-    body: str  # in a list, at most its first body_chars characters
-    body_truncated: bool
-    attachments: list[str]
-    sent_at: datetime
-    status: str
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> ConversationSummary:
+        last = None
+        if row["last_id"] is not None:
+            last = LastMessage(
+                id=row["last_id"],
+                direction=row["last_direction"],
+                message_type=row["last_type"],
+                from_address=row["last_from"],
+                to_address=row["last_to"],
+                body=row["last_body"],
+                sent_at=row["last_sent_at"],
+            )
+        return cls(
+            id=row["id"],
+            kind=row["kind"],
+            participants=(row["participant_a"], row["participant_b"]),
+            message_count=row["message_count"],
+            last_activity_at=row["last_activity_at"],
+            last_message=last,
+        )
 
 
 async def list_conversations(
@@ -71,70 +80,30 @@ async def list_conversations(
 ) -> Page[ConversationSummary]:
     """Conversations, newest activity first."""
     async with connection(pool) as conn:
-        rows = await conn.fetch(_LIST_CONVERSATIONS, limit, offset)
+        rows = await conn.fetch(_LIST, limit, offset)
     return Page(
-        items=[_conversation(row) for row in rows if row["id"] is not None],
+        items=[ConversationSummary.from_row(row) for row in rows if row["id"] is not None],
         total=rows[0]["total"],
     )
 
 
-async def list_messages(
-    pool: asyncpg.Pool, conversation_id: int, *, limit: int, offset: int, body_chars: int
-) -> Page[MessageRecord]:
-    """A conversation's messages, oldest first, each body cut to body_chars
-    characters; NotFound for an unknown conversation."""
-    async with connection(pool) as conn:
-        rows = await conn.fetch(_LIST_MESSAGES, conversation_id, limit, offset, body_chars)
-    if not rows:
-        raise NotFound(f"There is no conversation {conversation_id}.")
-    return Page(
-        items=[_message(row) for row in rows if row["id"] is not None],
-        total=rows[0]["total"],
+async def insert_missing(
+    conn: Conn, keys: Sequence[tuple[str, str, str]], last_activity: Sequence[datetime]
+) -> None:
+    """Create the conversations of these keys that do not exist yet (no identity
+    value is drawn for one that does), with no messages counted."""
+    await conn.execute(
+        _INSERT_MISSING,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+        list(last_activity),
     )
 
 
-async def get_message(pool: asyncpg.Pool, message_id: int) -> MessageRecord:
-    """One message with its whole body; NotFound when there is none."""
-    async with connection(pool) as conn:
-        row = await conn.fetchrow(_GET_MESSAGE, message_id)
-    if row is None:
-        raise NotFound(f"There is no message {message_id}.")
-    return _message(row)
-
-
-def _conversation(row: asyncpg.Record) -> ConversationSummary:
-    last = None
-    if row["last_id"] is not None:
-        last = LastMessage(
-            id=row["last_id"],
-            direction=row["last_direction"],
-            message_type=row["last_type"],
-            from_address=row["last_from"],
-            to_address=row["last_to"],
-            body=row["last_body"],
-            sent_at=row["last_sent_at"],
-        )
-    return ConversationSummary(
-        id=row["id"],
-        kind=row["kind"],
-        participants=(row["participant_a"], row["participant_b"]),
-        message_count=row["message_count"],
-        last_activity_at=row["last_activity_at"],
-        last_message=last,
-    )
-
-
-def _message(row: asyncpg.Record) -> MessageRecord:
-    return MessageRecord(
-        id=row["id"],
-        conversation_id=row["conversation_id"],
-        direction=row["direction"],
-        message_type=row["message_type"],
-        from_address=row["from_address"],
-        to_address=row["to_address"],
-        body=row["body"],
-        body_truncated=row["body_truncated"],
-        attachments=json.loads(row["attachments"]),
-        sent_at=row["sent_at"],
-        status=row["status"],
-    )
+async def add_messages(
+    conn: Conn, conversation_ids: Sequence[int], counts: Sequence[int], last: Sequence[datetime]
+) -> None:
+    """Count new messages in their conversations, locking those rows last, in key
+    order (the last statement of a batch's transaction)."""
+    await conn.execute(_ADD_MESSAGES, list(conversation_ids), list(counts), list(last))

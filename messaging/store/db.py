@@ -112,3 +112,24 @@ async def connection(pool: asyncpg.Pool) -> AsyncIterator[Conn]:
             yield conn
     finally:
         await pool.release(conn)
+
+
+@asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[Conn]:
+    """A pooled connection in a transaction that commits when the block ends
+    (errors translated as by connection())."""
+    async with connection(pool) as conn, conn.transaction():
+        yield conn
+
+
+@asynccontextmanager
+async def direct(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of its own, outside any pool (the CLI's reports, migrations),
+    with errors translated."""
+    with translate_errors():
+        conn = await asyncpg.connect(database_url)
+    try:
+        with translate_errors():
+            yield conn
+    finally:
+        await conn.close()

@@ -11,13 +11,13 @@ import re
 from functools import cache
 from pathlib import Path
 
-_SQL_DIR = Path(__file__).parent / "sql"
+_SQL_DIR = Path(__file__).parent
 _HEADER = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 
 @cache
 def load(filename: str) -> dict[str, str]:
-    """The named queries of one file in store/sql/, by name."""
+    """The named queries of one .sql file of store/, by name."""
     text = (_SQL_DIR / filename).read_text(encoding="utf-8")
     parts = _HEADER.split(text)
     queries: dict[str, str] = {}

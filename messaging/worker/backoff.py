@@ -1,4 +1,4 @@
-"""The retry schedule: exponential, capped, jittered. Pure, no I/O.
+"""The retry schedule: exponential, capped, jittered (RetryPolicy). Pure, no I/O.
 
 delay(attempt) = min(cap, base x 2^(attempt-1)), then jittered down into
 [delay/2, delay] ("equal jitter"): never later than the schedule promises, never
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 
 # 2**62 x any sane base is far beyond every cap; the exponent stops growing here
 # so that a huge attempt number cannot overflow the float.
@@ -36,3 +37,16 @@ def delay(
     """
     full = schedule(attempt, base=base, cap=cap)
     return full / 2 + (full / 2) * rng()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """The retry schedule of failed work (events and sends alike): attempts
+    allowed, and the jittered delay before each retry."""
+
+    max_attempts: int
+    base_s: float
+    cap_s: float
+
+    def delay_s(self, attempt: int) -> float:
+        return delay(attempt, base=self.base_s, cap=self.cap_s)

@@ -28,24 +28,20 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TypeVar
 
 import asyncpg
 
 from messaging.errors import ProviderRejected, ProviderRetryLater
 from messaging.metrics import Metrics
 from messaging.providers.client import Accepted, Outcome, Providers
-from messaging.store import outbound
-from messaging.store.outbound import ClaimedSend
-from messaging.worker.inbound import MAX_ERROR_CHARS, RetryPolicy, describe
-from messaging.worker.transient import retry_transient, run_when_woken
+from messaging.store import messages
+from messaging.store.messages import ClaimedSend
+from messaging.worker.backoff import RetryPolicy
+from messaging.worker.loop import MAX_ERROR_CHARS, WokenLoop, describe
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # Retry times remembered for the self-wake-up; beyond this many the sweep alone
 # finds the rest.
@@ -83,9 +79,13 @@ def next_step(outcome: Outcome, attempt: int, retry: RetryPolicy) -> Step:
     return Retry(outcome.reason[:MAX_ERROR_CHARS], retry.delay_s(attempt), outcome.not_before)
 
 
-class DeliveryLoop:
+class DeliveryLoop(WokenLoop):
     """Claims and delivers sends. run() is the background loop; drain() delivers
     everything due now, waits for the outcomes and returns (tests, burst mode)."""
+
+    action = "send_claim_failed"
+    what = "send claim"
+    retry_action = "send_transient_error"
 
     def __init__(
         self,
@@ -97,6 +97,7 @@ class DeliveryLoop:
         concurrency: int,
         retry: RetryPolicy,
     ) -> None:
+        super().__init__()
         self._pool = pool
         self._providers = providers
         self._metrics = metrics
@@ -107,33 +108,18 @@ class DeliveryLoop:
         # The last claim filled every free slot: the queue may hold more, so a
         # send that finishes wakes the loop to claim again.
         self._backlog = False
-        self._wake = asyncio.Event()
-        self._wake.set()  # look for work as soon as the loop starts
-        self._stopping = asyncio.Event()
         # Loop times at which sends this loop requeued fall due, earliest first,
         # and the timer that wakes the loop at the earliest.
         self._retry_times: list[float] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    def wake(self, payload: str = "") -> None:
-        """There may be sends due: claim at the next opportunity. Returns at once."""
-        self._wake.set()
-
-    def stop(self) -> None:
-        """Claim nothing more; run() returns once the sends in flight are recorded."""
-        self._stopping.set()
-        self._wake.set()
+    async def step(self) -> int:
+        return await self._fill()
 
     async def run(self) -> None:
+        """The loop; once stopped, the sends in flight finish and are recorded."""
         try:
-            await run_when_woken(
-                self._fill,
-                wake=self._wake,
-                stopping=self._stopping,
-                action="send_claim_failed",
-                what="send claim",
-                describe=describe,
-            )
+            await super().run()
         finally:
             await self._finish()
 
@@ -155,7 +141,7 @@ class DeliveryLoop:
             if free <= 0:
                 self._backlog = True
                 break
-            claimed = await outbound.claim(self._pool, self._processor_id, free)
+            claimed = await messages.claim(self._pool, self._processor_id, free)
             if claimed:
                 self._metrics.sends_claimed(len(claimed))
             for send in claimed:
@@ -190,7 +176,7 @@ class DeliveryLoop:
             outcome = ProviderRetryLater(describe(exc))
         step = next_step(outcome, send.attempt, self._retry)
         try:
-            await self._with_retries(lambda: self._record(send, step))
+            await self.with_retries(lambda: self._record(send, step))
         except Exception as exc:
             # Stopped while the database is away, or refused: the claim stays and
             # the sweep returns it after the claim timeout.
@@ -207,14 +193,14 @@ class DeliveryLoop:
     async def _record(self, send: ClaimedSend, step: Step) -> None:
         channel = send.message.channel
         if isinstance(step, Sent):
-            latency = await outbound.mark_sent(
+            latency = await messages.mark_sent(
                 self._pool, send.id, self._processor_id, step.provider_message_id
             )
             held = latency is not None
             if latency is not None:
                 self._metrics.send_sent(channel, latency)
         elif isinstance(step, Retry):
-            due = await outbound.retry_later(
+            due = await messages.retry_later(
                 self._pool, send.id, self._processor_id, step.error, step.delay_s, step.not_before
             )
             held = due is not None
@@ -222,7 +208,7 @@ class DeliveryLoop:
                 self._metrics.send_retried(channel)
                 self._remember_retry(due)
         else:
-            held = await outbound.mark_failed(self._pool, send.id, self._processor_id, step.error)
+            held = await messages.mark_failed(self._pool, send.id, self._processor_id, step.error)
             if held:
                 self._metrics.send_failed(channel)
         if not held:
@@ -261,11 +247,6 @@ class DeliveryLoop:
             heapq.heappop(self._retry_times)
         self.wake()
         self._arm_timer()
-
-    async def _with_retries(self, operation: Callable[[], Awaitable[T]]) -> T:
-        return await retry_transient(
-            operation, stopping=self._stopping, action="send_transient_error", describe=describe
-        )
 
     async def _finish(self) -> None:
         """Let the sends in flight finish and be recorded. If this is cancelled

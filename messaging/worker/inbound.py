@@ -29,8 +29,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TypeVar
 
 import asyncpg
@@ -44,33 +43,22 @@ from messaging.models import (
     check_sent_at,
     conversation_key,
 )
-from messaging.store import events
+from messaging.store import inbound_events
+from messaging.store.claims import Failure
 from messaging.store.db import is_transient
-from messaging.store.events import ClaimedEvent, Failure
-from messaging.store.inbound import NewMessage, commit_batch
-from messaging.worker import backoff
-from messaging.worker.transient import Stopped, retry_transient, run_when_woken
+from messaging.store.inbound_events import ClaimedEvent
+from messaging.store.messages import NewMessage
+from messaging.worker.backoff import RetryPolicy
+from messaging.worker.batch import commit_batch
+from messaging.worker.loop import Stopped, WokenLoop, WorkRefused, describe
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-# last_error keeps the start of long messages only.
-MAX_ERROR_CHARS = 2000
 
-
-class InvalidEvent(Exception):
+class InvalidEvent(WorkRefused):
     """An event's stored payload cannot become a message."""
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    max_attempts: int
-    base_s: float
-    cap_s: float
-
-    def delay_s(self, attempt: int) -> float:
-        return backoff.delay(attempt, base=self.base_s, cap=self.cap_s)
 
 
 def to_message(event: ClaimedEvent) -> NewMessage:
@@ -113,18 +101,13 @@ def _checked(name: str, check: Callable[..., T], *args: object) -> T:
         raise InvalidEvent(f"payload {name} {exc}") from None
 
 
-def describe(exc: BaseException) -> str:
-    """The reason recorded in last_error: what failed, and the exception's type
-    (the payload problems this module finds speak for themselves)."""
-    text = str(exc).strip()
-    if not isinstance(exc, InvalidEvent):
-        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return text[:MAX_ERROR_CHARS]
-
-
-class InboundLoop:
+class InboundLoop(WokenLoop):
     """Claims and processes inbound events. run() is the background loop;
     drain() processes everything due now and returns (tests, burst mode)."""
+
+    action = "claim_failed"
+    what = "claim loop"
+    retry_action = "batch_transient_error"
 
     def __init__(
         self,
@@ -136,34 +119,16 @@ class InboundLoop:
         retry: RetryPolicy,
         batches_in_flight: int = 1,
     ) -> None:
+        super().__init__()
         self._pool = pool
         self._metrics = metrics
         self._processor_id = processor_id
         self._batch_size = batch_size
         self._batches_in_flight = batches_in_flight
         self._retry = retry
-        self._wake = asyncio.Event()
-        self._wake.set()  # look for work as soon as the loop starts
-        self._stopping = asyncio.Event()
 
-    def wake(self, payload: str = "") -> None:
-        """There may be work: claim at the next opportunity. Returns at once."""
-        self._wake.set()
-
-    def stop(self) -> None:
-        """Claim nothing more; run() returns once the batch in hand is done."""
-        self._stopping.set()
-        self._wake.set()
-
-    async def run(self) -> None:
-        await run_when_woken(
-            self.drain,
-            wake=self._wake,
-            stopping=self._stopping,
-            action="claim_failed",
-            what="claim loop",
-            describe=describe,
-        )
+    async def step(self) -> int:
+        return await self.drain()
 
     async def drain(self) -> int:
         """Claim and process batches until they come back short (or stopping).
@@ -201,7 +166,7 @@ class InboundLoop:
     async def _claim_loop(self, add_loop: Callable[[], None], halt: asyncio.Event) -> int:
         claimed_total = 0
         while not self._stopping.is_set() and not halt.is_set():
-            batch = await events.claim(self._pool, self._processor_id, self._batch_size)
+            batch = await inbound_events.claim(self._pool, self._processor_id, self._batch_size)
             full = len(batch) >= self._batch_size
             if full:
                 add_loop()
@@ -225,11 +190,9 @@ class InboundLoop:
                 failures.append(self._failure(event, describe(exc)))
         try:
             if messages:
-                failures += await self._with_retries(
-                    lambda: self._commit_isolating(messages, by_id)
-                )
+                failures += await self.with_retries(lambda: self._commit_isolating(messages, by_id))
             if failures:
-                await self._with_retries(lambda: self._record(failures))
+                await self.with_retries(lambda: self._record(failures))
         except Stopped:
             await self._release(batch)
             raise
@@ -271,40 +234,35 @@ class InboundLoop:
         return []
 
     async def _record(self, failures: list[Failure]) -> None:
-        outcomes = await events.record_failures(self._pool, failures, self._retry.max_attempts)
-        reasons = {f.event_id: f.error for f in failures}
+        outcomes = await inbound_events.record_failures(
+            self._pool, failures, self._retry.max_attempts
+        )
+        reasons = {f.id: f.error for f in failures}
         for outcome in outcomes:
-            dead = outcome.status == "dead_letter"
+            dead = outcome.gave_up
             self._metrics.event_failed(dead_lettered=dead)
             log.log(
                 logging.ERROR if dead else logging.WARNING,
                 "event dead-lettered" if dead else "event failed; will retry",
                 extra={
                     "action": "event_dead_lettered" if dead else "event_failed",
-                    "event_id": outcome.event_id,
+                    "event_id": outcome.id,
                     "attempt": outcome.attempt_count,
-                    "error": reasons.get(outcome.event_id),
+                    "error": reasons.get(outcome.id),
                 },
             )
 
     def _failure(self, event: ClaimedEvent, error: str) -> Failure:
         return Failure(
-            event_id=event.id,
+            id=event.id,
             processor_id=self._processor_id,
             error=error,
             delay_s=self._retry.delay_s(event.attempt_count),
         )
 
-    async def _with_retries(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run operation until it gets past transient database errors. Raises
-        Stopped if told to stop while the database is away."""
-        return await retry_transient(
-            operation, stopping=self._stopping, action="batch_transient_error", describe=describe
-        )
-
     async def _release(self, batch: list[ClaimedEvent]) -> None:
         try:
-            released = await events.release_claims(
+            released = await inbound_events.release_claims(
                 self._pool, [e.id for e in batch], self._processor_id
             )
         except Exception as exc:

@@ -29,12 +29,13 @@ import asyncpg
 from messaging.config import Settings
 from messaging.metrics import Metrics
 from messaging.providers.client import Providers
-from messaging.store.events import CHANNEL as INBOUND_CHANNEL
-from messaging.store.outbound import CHANNEL as OUTBOUND_CHANNEL
+from messaging.store.inbound_events import CHANNEL as INBOUND_CHANNEL
+from messaging.store.messages import CHANNEL as OUTBOUND_CHANNEL
+from messaging.worker.backoff import RetryPolicy
 from messaging.worker.delivery import DeliveryLoop
-from messaging.worker.inbound import InboundLoop, RetryPolicy
+from messaging.worker.inbound import InboundLoop
 from messaging.worker.listener import Listener
-from messaging.worker.sweep import Sweeper
+from messaging.worker.sweep import Sweeper, event_queue, send_queue
 
 log = logging.getLogger(__name__)
 
@@ -88,9 +89,9 @@ class Worker:
             metrics,
             interval_s=settings.sweep_interval_ms / 1000,
             claim_timeout_s=settings.claim_timeout_secs,
-            retry=retry,
-            on_due=self.inbound.wake,
-            on_sends_due=self.delivery.wake,
+            max_attempts=retry.max_attempts,
+            events=event_queue(retry, self.inbound.wake),
+            sends=send_queue(self.delivery.wake),
         )
         self.listener: Listener | None = None
         if settings.listen:

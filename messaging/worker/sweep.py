@@ -1,18 +1,22 @@
-"""The sweep: the periodic safety net under the notifications.
+"""The sweep: the periodic safety net under the notifications, one loop over
+both queues (inbound events and sends), each described by a SweptQueue.
 
-Every MESSAGING_SWEEP_INTERVAL_MS it
-- returns claims older than MESSAGING_CLAIM_TIMEOUT_SECS (their worker died or
-  hung) to error, with the reason and a retry time, or to dead_letter when they
-  are out of attempts;
-- returns send claims older than the same timeout to queued, due at once (the
-  provider's idempotency key makes sending again safe), or to failed when the
-  claim was their last attempt;
-- refreshes the queue-depth and NOTIFY-queue gauges;
-- wakes the claim loop when events are due, and the delivery loop when sends
-  are: retries whose time has come, stale claims just returned, and anything a
-  lost notification left behind.
+Every MESSAGING_SWEEP_INTERVAL_MS, for each queue, it
+- takes back claims older than MESSAGING_CLAIM_TIMEOUT_SECS (their worker died
+  or hung), with the reason, in batches of STALE_BATCH: retried after the
+  queue's delay, or given up (an event dead-lettered, a send failed) when the
+  claim was the last attempt. The reason is worded here, for both; whether the
+  attempts are used up is decided in SQL, for both, by the statement that
+  records it (the same one that records a failed attempt of an event);
+- refreshes the queue's gauge (and the NOTIFY-queue gauge);
+- wakes the queue's loop when work is due: retries whose time has come, stale
+  claims just returned, and anything a lost notification left behind.
 With MESSAGING_LISTEN off it is the only thing that wakes the loops (but for a
 delivery loop's own retries).
+
+A stale event is retried after the retry policy's delay (its crash may be its
+own fault); a stale send is due again at once (sending again is safe: the
+provider's idempotency key makes it the same delivery).
 """
 
 from __future__ import annotations
@@ -20,16 +24,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
 
 from messaging.metrics import Metrics
-from messaging.store import events, outbound
-from messaging.store.db import is_transient
-from messaging.store.events import Failure, StaleClaim
-from messaging.worker.inbound import RetryPolicy, describe
+from messaging.store import inbound_events, messages
+from messaging.store.claims import Failure, Outcome, StaleClaim
+from messaging.store.db import Conn, is_transient, transaction
+from messaging.worker.backoff import RetryPolicy
+from messaging.worker.loop import describe
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +43,76 @@ STALE_BATCH = 1000
 
 
 @dataclass(frozen=True, slots=True)
+class SweptQueue:
+    """One queue as the sweep sees it."""
+
+    # The log lines of a stale claim returned and of one given up: (message, action).
+    returned_log: tuple[str, str]
+    gave_up_log: tuple[str, str]
+    select_stale: Callable[[Conn, float, int], Awaitable[list[StaleClaim]]]
+    fail_stale: Callable[[Conn, Sequence[Failure], int], Awaitable[list[Outcome]]]
+    stale_delay_s: Callable[[int], float]  # the attempt count -> delay before the retry
+    observe: Callable[[asyncpg.Pool, Metrics], Awaitable[int]]  # gauges; how many are due
+    on_outcome: Callable[[Metrics, Outcome], None]
+    on_returned: Callable[[Metrics, int], None]
+    wake: Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSweep:
+    """What one sweep did to one queue."""
+
+    retried: int  # stale claims returned to be retried
+    gave_up: int  # stale claims that were the last attempt
+    due: int  # due after the sweep
+
+
+@dataclass(frozen=True, slots=True)
 class SweepResult:
-    retried: int  # stale claims returned to error
-    dead_lettered: int  # stale claims that were out of attempts
-    due: int  # events due after the sweep
-    sends_requeued: int = 0  # stale send claims returned to queued
-    sends_failed: int = 0  # stale send claims that were the last attempt
-    sends_due: int = 0  # sends due after the sweep
+    events: QueueSweep
+    sends: QueueSweep
+
+
+def event_queue(retry: RetryPolicy, wake: Callable[[], None]) -> SweptQueue:
+    async def observe(pool: asyncpg.Pool, metrics: Metrics) -> int:
+        stats = await inbound_events.queue_stats(pool)
+        metrics.queue_observed(stats.due, stats.notification_queue_usage)
+        return stats.due
+
+    return SweptQueue(
+        returned_log=("stale claim returned", "stale_claim_returned"),
+        gave_up_log=("stale claim dead-lettered", "stale_claim_dead_lettered"),
+        select_stale=inbound_events.select_stale,
+        fail_stale=inbound_events.fail_claims,
+        stale_delay_s=retry.delay_s,
+        observe=observe,
+        on_outcome=lambda m, o: m.event_failed(dead_lettered=o.gave_up),
+        on_returned=Metrics.stale_claims_returned,
+        wake=wake,
+    )
+
+
+def send_queue(wake: Callable[[], None]) -> SweptQueue:
+    async def observe(pool: asyncpg.Pool, metrics: Metrics) -> int:
+        due = await messages.due_count(pool)
+        metrics.sends_observed(due)
+        return due
+
+    def on_outcome(metrics: Metrics, outcome: Outcome) -> None:
+        if outcome.gave_up:
+            metrics.send_failed(outcome.channel)
+
+    return SweptQueue(
+        returned_log=("stale send claim requeued", "stale_send_requeued"),
+        gave_up_log=("stale send claim failed", "stale_send_failed"),
+        select_stale=messages.select_stale,
+        fail_stale=messages.fail_claims,
+        stale_delay_s=lambda attempt: 0.0,
+        observe=observe,
+        on_outcome=on_outcome,
+        on_returned=Metrics.send_stale_claims_returned,
+        wake=wake,
+    )
 
 
 class Sweeper:
@@ -57,17 +125,17 @@ class Sweeper:
         *,
         interval_s: float,
         claim_timeout_s: float,
-        retry: RetryPolicy,
-        on_due: Callable[[], None],
-        on_sends_due: Callable[[], None] = lambda: None,
+        max_attempts: int,
+        events: SweptQueue,
+        sends: SweptQueue,
     ) -> None:
         self._pool = pool
         self._metrics = metrics
         self._interval_s = interval_s
         self._claim_timeout_s = claim_timeout_s
-        self._retry = retry
-        self._on_due = on_due
-        self._on_sends_due = on_sends_due
+        self._max_attempts = max_attempts
+        self._events = events
+        self._sends = sends
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -88,90 +156,53 @@ class Sweeper:
                 await asyncio.wait_for(self._stopping.wait(), timeout=self._interval_s)
 
     async def sweep_once(self) -> SweepResult:
-        retried = dead = 0
-        while True:
-            outcomes = await events.return_stale_claims(
-                self._pool,
-                timeout_s=self._claim_timeout_s,
-                max_attempts=self._retry.max_attempts,
-                failure_for=self._stale_failure,
-                limit=STALE_BATCH,
-            )
-            for outcome in outcomes:
-                is_dead = outcome.status == "dead_letter"
-                dead += is_dead
-                retried += not is_dead
-                self._metrics.event_failed(dead_lettered=is_dead)
-                log.warning(
-                    "stale claim dead-lettered" if is_dead else "stale claim returned",
-                    extra={
-                        "action": "stale_claim_dead_lettered"
-                        if is_dead
-                        else "stale_claim_returned",
-                        "event_id": outcome.event_id,
-                        "attempt": outcome.attempt_count,
-                    },
-                )
-            if len(outcomes) < STALE_BATCH:
-                break
-        if retried or dead:
-            self._metrics.stale_claims_returned(retried + dead)
-        stats = await events.queue_stats(self._pool)
-        self._metrics.queue_observed(stats.due, stats.notification_queue_usage)
-        if stats.due:
-            self._on_due()
-        requeued, failed = await self._sweep_sends()
-        sends_due = await outbound.due_count(self._pool)
-        self._metrics.sends_observed(sends_due)
-        if sends_due:
-            self._on_sends_due()
         return SweepResult(
-            retried=retried,
-            dead_lettered=dead,
-            due=stats.due,
-            sends_requeued=requeued,
-            sends_failed=failed,
-            sends_due=sends_due,
+            events=await self._sweep(self._events), sends=await self._sweep(self._sends)
         )
 
-    async def _sweep_sends(self) -> tuple[int, int]:
-        requeued = failed = 0
+    async def _sweep(self, queue: SweptQueue) -> QueueSweep:
+        retried = gave_up = 0
         while True:
-            stale = await outbound.requeue_stale(
-                self._pool,
-                timeout_s=self._claim_timeout_s,
-                max_attempts=self._retry.max_attempts,
-                limit=STALE_BATCH,
-            )
-            for send in stale:
-                is_failed = send.status == "failed"
-                if is_failed:
-                    self._metrics.send_failed(send.channel)
-                failed += is_failed
-                requeued += not is_failed
+            async with transaction(self._pool) as conn:
+                stale = await queue.select_stale(conn, self._claim_timeout_s, STALE_BATCH)
+                outcomes = (
+                    await queue.fail_stale(
+                        conn, [self._failure(queue, s) for s in stale], self._max_attempts
+                    )
+                    if stale
+                    else []
+                )
+            for outcome in outcomes:
+                gave_up += outcome.gave_up
+                retried += not outcome.gave_up
+                queue.on_outcome(self._metrics, outcome)
+                message, action = queue.gave_up_log if outcome.gave_up else queue.returned_log
                 log.log(
-                    logging.ERROR if is_failed else logging.WARNING,
-                    "stale send claim failed" if is_failed else "stale send claim requeued",
+                    logging.ERROR if outcome.gave_up else logging.WARNING,
+                    message,
                     extra={
-                        "action": "stale_send_failed" if is_failed else "stale_send_requeued",
-                        "message_id": send.id,
-                        "attempt": send.attempt,
-                        "processor_id": send.processor_id,
+                        "action": action,
+                        "id": outcome.id,
+                        "status": outcome.status,
+                        "attempt": outcome.attempt_count,
                     },
                 )
             if len(stale) < STALE_BATCH:
                 break
-        if requeued or failed:
-            self._metrics.send_stale_claims_returned(requeued + failed)
-        return requeued, failed
+        if retried or gave_up:
+            queue.on_returned(self._metrics, retried + gave_up)
+        due = await queue.observe(self._pool, self._metrics)
+        if due:
+            queue.wake()
+        return QueueSweep(retried=retried, gave_up=gave_up, due=due)
 
-    def _stale_failure(self, claim: StaleClaim) -> Failure:
+    def _failure(self, queue: SweptQueue, claim: StaleClaim) -> Failure:
         return Failure(
-            event_id=claim.event_id,
+            id=claim.id,
             processor_id=claim.processor_id,
             error=(
                 f"claim by {claim.processor_id} timed out: not finished within "
                 f"{self._claim_timeout_s:g} s of {claim.claimed_at.isoformat()}"
             ),
-            delay_s=self._retry.delay_s(claim.attempt_count),
+            delay_s=queue.stale_delay_s(claim.attempt_count),
         )

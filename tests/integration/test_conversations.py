@@ -279,7 +279,8 @@ async def test_both_lists_stay_on_indexes_with_100k_messages(db: asyncpg.Connect
         ("list_messages", (5000, 200, 5, 4000)),
     ]
     for name, args in cases:
-        plan = await db.fetchval(f"EXPLAIN (FORMAT JSON) {query('conversations.sql', name)}", *args)
+        sql = query("messages.sql" if name == "list_messages" else "conversations.sql", name)
+        plan = await db.fetchval(f"EXPLAIN (FORMAT JSON) {sql}", *args)
         found = scans(json.loads(plan)[0]["Plan"])
         sequential = [(rel, counting) for node, rel, counting in found if node == "Seq Scan"]
         # The one sequential scan allowed is the total of the conversation list:

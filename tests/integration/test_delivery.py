@@ -19,7 +19,7 @@ from aiohttp.test_utils import TestServer
 
 from messaging.app import init_mock_app
 from messaging.config import Settings
-from messaging.store import outbound
+from messaging.store import messages
 from messaging.store.queries import query
 from messaging.worker.runner import Worker
 from tests.helpers import insert_sends, wait_until
@@ -293,7 +293,7 @@ async def test_stale_claims_are_requeued_by_the_sweep_and_delivered_once(
     await db.execute(claim, fresh, 9.5, 1)
     await db.execute(claim, last, 10.5, 3)
     result = await worker.sweeper.sweep_once()
-    assert (result.sends_requeued, result.sends_failed, result.sends_due) == (1, 1, 1)
+    assert (result.sends.retried, result.sends.gave_up, result.sends.due) == (1, 1, 1)
     row = await db.fetchrow("SELECT * FROM messages WHERE id = $1", crashed)
     assert row["status"] == "queued"
     assert "host:1:dead" in row["last_error"] and "timed out" in row["last_error"]
@@ -316,18 +316,18 @@ async def test_claims_are_exclusive_and_a_worker_whose_claim_was_taken_back_reco
     pool = worker.inbound._pool
     ids = await insert_sends(db, 4)
     # Claims take at most what is asked, and never a send twice.
-    first = await outbound.claim(pool, worker.processor_id, 1)
-    rest = await outbound.claim(other.inbound._pool, other.processor_id, 10)
+    first = await messages.claim(pool, worker.processor_id, 1)
+    rest = await messages.claim(other.inbound._pool, other.processor_id, 10)
     assert [c.id for c in first] == ids[:1] and [c.id for c in rest] == ids[1:]
-    assert await outbound.claim(pool, worker.processor_id, 10) == []
+    assert await messages.claim(pool, worker.processor_id, 10) == []
     [claimed] = first
     message_id = claimed.id
     assert claimed.attempt == 1
     # The sweep took the claim back and another worker holds it now.
     await db.execute("UPDATE messages SET processor_id = 'other' WHERE id = $1", message_id)
-    assert await outbound.mark_sent(pool, message_id, worker.processor_id, "p-1") is None
-    assert await outbound.retry_later(pool, message_id, worker.processor_id, "x", 0, None) is None
-    assert await outbound.mark_failed(pool, message_id, worker.processor_id, "x") is False
+    assert await messages.mark_sent(pool, message_id, worker.processor_id, "p-1") is None
+    assert await messages.retry_later(pool, message_id, worker.processor_id, "x", 0, None) is None
+    assert await messages.mark_failed(pool, message_id, worker.processor_id, "x") is False
     row = await db.fetchrow("SELECT * FROM messages WHERE id = $1", message_id)
     assert (row["status"], row["processor_id"], row["provider_message_id"]) == (
         "sending",
@@ -335,7 +335,7 @@ async def test_claims_are_exclusive_and_a_worker_whose_claim_was_taken_back_reco
         None,
     )
     # The holder records its outcome.
-    assert await outbound.mark_sent(pool, message_id, "other", "p-1") is not None
+    assert await messages.mark_sent(pool, message_id, "other", "p-1") is not None
 
 
 async def test_clean_shutdown_finishes_the_sends_in_flight_and_claims_no_more(

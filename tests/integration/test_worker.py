@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from messaging.app import init_app
 from messaging.config import Settings
-from messaging.store import events
+from messaging.store import inbound_events
 from messaging.store.queries import query
 from messaging.worker.runner import Worker
 from tests.helpers import assert_consistent, insert_sms, status_counts, wait_until
@@ -106,7 +106,7 @@ async def test_claim_stamps_the_processor(make_worker: MakeWorker, db: asyncpg.C
     other = await make_worker(start=False)
     assert worker.processor_id != other.processor_id
     [event_id] = await insert_sms(db, 1)
-    [claimed] = await events.claim(worker.inbound._pool, worker.processor_id, 10)
+    [claimed] = await inbound_events.claim(worker.inbound._pool, worker.processor_id, 10)
     row = await event_row(db, event_id)
     assert (claimed.id, row["status"], row["processor_id"]) == (
         event_id,
@@ -116,7 +116,7 @@ async def test_claim_stamps_the_processor(make_worker: MakeWorker, db: asyncpg.C
     assert (row["attempt_count"], claimed.attempt_count) == (1, 1)
     assert row["claimed_at"] is not None
     # Claimed rows are not claimable by another worker.
-    assert await events.claim(other.inbound._pool, other.processor_id, 10) == []
+    assert await inbound_events.claim(other.inbound._pool, other.processor_id, 10) == []
 
 
 async def test_later_messages_move_last_activity_earlier_ones_do_not(
@@ -192,7 +192,7 @@ async def test_a_replayed_processed_event_makes_no_second_message(
     assert await message_count(db) == 1
     assert await db.fetchval("SELECT message_count FROM conversations") == 1
     # The CLI refuses to replay a processed event at all.
-    [result] = await events.replay(db, [event_id])
+    [result] = await inbound_events.replay(db, [event_id])
     assert (result.requeued, result.status_before) == (False, "processed")
 
 
@@ -238,17 +238,17 @@ async def test_a_failing_event_walks_error_attempts_dead_letter_and_replays_once
     assert await worker.inbound.drain() == 0
     assert metric(worker, "messaging_events_errored_total") == 3
     assert metric(worker, "messaging_events_dead_lettered_total") == 1
-    assert [e.id for e in await events.list_events(db, "dead_letter", 10)] == [bad]
+    assert [e.id for e in await inbound_events.list_events(db, "dead_letter", 10)] == [bad]
 
     # Fixed, then replayed: exactly one message, attempts reset.
     await db.execute("ALTER TABLE messages DROP CONSTRAINT test_poison")
-    [result] = await events.replay(db, [bad])
+    [result] = await inbound_events.replay(db, [bad])
     assert result.requeued and result.status_before == "dead_letter"
     assert (await event_row(db, bad))["attempt_count"] == 0
     assert await worker.inbound.drain() == 1
     assert (await event_row(db, bad))["status"] == "processed"
     assert await db.fetchval("SELECT count(*) FROM messages WHERE inbound_event_id = $1", bad) == 1
-    assert await events.replay_dead_letters(db) == []
+    assert await inbound_events.replay_dead_letters(db) == []
     await assert_consistent(db)
 
 
@@ -340,9 +340,9 @@ async def test_released_claims_cost_no_attempt(
     await db.execute(
         "UPDATE inbound_events SET attempt_count = 2, status = 'error' WHERE id = $1", retried
     )
-    claimed = await events.claim(worker.inbound._pool, worker.processor_id, 10)
+    claimed = await inbound_events.claim(worker.inbound._pool, worker.processor_id, 10)
     assert (
-        await events.release_claims(
+        await inbound_events.release_claims(
             worker.inbound._pool, [c.id for c in claimed], worker.processor_id
         )
         == 2
@@ -395,7 +395,7 @@ async def test_stale_claims_at_the_boundaries(
     assert after[beyond]["next_attempt_at"] > before[beyond]["next_attempt_at"]
     assert after[last]["status"] == "dead_letter"
     assert "timed out" in after[last]["last_error"]
-    assert (result.retried, result.dead_lettered) == (1, 1)
+    assert (result.events.retried, result.events.gave_up) == (1, 1)
     assert metric(worker, "messaging_events_stale_claims_total") == 2
 
     # Once its retry is due, the returned event is processed normally.
@@ -414,7 +414,7 @@ async def test_the_sweep_refreshes_the_gauges(
         "UPDATE inbound_events SET next_attempt_at = now() + interval '1 hour' WHERE id % 4 = 0"
     )
     result = await worker.sweeper.sweep_once()
-    assert result.due == 9
+    assert result.events.due == 9
     assert metric(worker, "messaging_events_queued") == 9
     assert metric(worker, "messaging_pg_notification_queue_usage") == 0
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from messaging.errors import ProviderRejected, ProviderRetryLater
 from messaging.providers.client import Accepted
+from messaging.worker.backoff import RetryPolicy
 from messaging.worker.delivery import Failed, Retry, Sent, next_step
-from messaging.worker.inbound import RetryPolicy
 
 POLICY = RetryPolicy(max_attempts=3, base_s=1.0, cap_s=10.0)
 LATER = datetime(2030, 1, 1, tzinfo=UTC)

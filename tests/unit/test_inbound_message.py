@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from messaging.store.events import ClaimedEvent
+from messaging.store.inbound_events import ClaimedEvent
 from messaging.worker.inbound import InvalidEvent, to_message
 
 

@@ -12,7 +12,7 @@ from messaging.http.requests import (
     parse_idempotency_key,
     parse_sms_send,
 )
-from messaging.store.sends import request_hash
+from messaging.outbox import request_hash
 
 SMS = {
     "from": "+12016661234",

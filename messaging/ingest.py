@@ -1,4 +1,5 @@
-"""Group commit: concurrent webhooks share one INSERT and one commit.
+"""The way of a webhook into the database, group-committed: concurrent webhooks
+share one INSERT and one commit (store/inbound_events.py:insert).
 
 Every notifying transaction holds a server-wide lock through its commit (that is
 how PostgreSQL orders NOTIFY), so one commit per webhook caps ingest at a few
@@ -24,28 +25,17 @@ import logging
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import asyncpg
 
 from messaging.errors import DatabaseRejected, DatabaseUnavailable
 from messaging.metrics import Metrics
 from messaging.models import InboundEvent
+from messaging.store import inbound_events
 from messaging.store.db import connection
-from messaging.store.queries import query
+from messaging.store.inbound_events import Stored
 
 log = logging.getLogger(__name__)
-
-_INSERT = query("inbound_events.sql", "insert_events")
-_FIND = query("inbound_events.sql", "find_event_ids")
-
-
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """The committed row a webhook maps to; created is False for a duplicate."""
-
-    id: int
-    created: bool
 
 
 class EventWriter:
@@ -150,26 +140,6 @@ class EventWriter:
     async def _write(self, events: list[InboundEvent]) -> list[Stored]:
         started = time.perf_counter()
         async with connection(self._pool) as conn:
-            rows = await conn.fetch(
-                _INSERT,
-                [e.channel for e in events],
-                [e.provider_message_id for e in events],
-                [e.message_type for e in events],
-                [e.from_address for e in events],
-                [e.to_address for e in events],
-                [e.payload for e in events],
-            )
-            missing = [i for i, row in enumerate(rows) if row["id"] is None]
-            ids = {i: row["id"] for i, row in enumerate(rows)}
-            if missing:
-                found = await conn.fetch(
-                    _FIND,
-                    [events[i].channel for i in missing],
-                    [events[i].provider_message_id for i in missing],
-                )
-                for row in found:
-                    ids[missing[row["ord"] - 1]] = row["id"]
+            stored = await inbound_events.insert(conn, events)
         self._metrics.ingest_committed(len(events), time.perf_counter() - started)
-        if any(ids[i] is None for i in range(len(events))):
-            raise DatabaseUnavailable("a concurrent insert could not be read back; retry")
-        return [Stored(id=ids[i], created=row["created"]) for i, row in enumerate(rows)]
+        return stored

@@ -31,42 +31,6 @@ LEFT JOIN LATERAL (
 ) AS last ON true
 ORDER BY page.last_activity_at DESC, page.id DESC;
 
--- name: list_messages
--- One page of a conversation's messages, oldest first (ties: the lower id first),
--- with the conversation's message count as the total. No row at all when the
--- conversation does not exist; a single row of NULL message columns when it has
--- no message on this page. The page walks messages_conversation_sent_at_idx.
--- The total is conversations.message_count, kept in the same transaction as every
--- message insert, so that no request counts a conversation's messages.
--- Bodies are cut to their first $4 characters (body_truncated says so), so that
--- a page of long messages stays small on the wire and in memory; get_message
--- answers a whole one.
--- $1 bigint conversation id   $2 bigint page size   $3 bigint rows to skip (offset)
--- $4 int characters of a body at most
-SELECT c.message_count AS total, c.id AS conversation_id,
-       m.id, m.direction, m.message_type, m.from_address, m.to_address,
-       m.body, m.body_truncated, m.attachments::text AS attachments, m.sent_at, m.status
-FROM conversations AS c
-LEFT JOIN LATERAL (
-    SELECT id, direction, message_type, from_address, to_address,
-           left(body, $4) AS body, length(body) > $4 AS body_truncated,
-           attachments, sent_at, status
-    FROM messages
-    WHERE conversation_id = c.id
-    ORDER BY sent_at, id
-    LIMIT $2 OFFSET $3
-) AS m ON true
-WHERE c.id = $1
-ORDER BY m.sent_at, m.id;
-
--- name: get_message
--- One message, whole, by id; no row when there is none.
--- $1 bigint message id
-SELECT id, conversation_id, direction, message_type, from_address, to_address,
-       body, false AS body_truncated, attachments::text AS attachments, sent_at, status
-FROM messages
-WHERE id = $1;
-
 -- name: insert_missing_conversations
 -- Creates the conversations a batch of messages needs that do not exist yet, with
 -- no messages counted (insert_inbound_messages counts them). Only missing keys
@@ -92,3 +56,33 @@ WHERE NOT EXISTS (
 )
 ORDER BY k.kind, k.participant_a, k.participant_b
 ON CONFLICT (kind, participant_a, participant_b) DO NOTHING;
+
+-- name: add_messages
+-- Last statement of a batch's transaction (worker/batch.py): adds the messages
+-- that insert_inbound_messages inserted to their conversations' counts and last
+-- activity. Conversations are the only rows that concurrent batches (other
+-- workers, or this worker's other batch in flight) share, and a conversation
+-- locked here stays locked until the commit. So they are locked last, after the
+-- events are marked, and in key order, so that batches queue on shared
+-- conversations for this statement and the commit only, always in one order,
+-- and cannot deadlock. NO KEY UPDATE, the lock the UPDATE itself takes, does not
+-- conflict with the KEY SHARE locks of the messages' foreign key checks.
+-- $1 bigint[] conversation ids   $2 int[] messages each gained
+-- $3 timestamptz[] latest sent_at of each one's new messages
+WITH gained AS (
+    SELECT *
+    FROM unnest($1::bigint[], $2::int[], $3::timestamptz[]) AS g(id, messages, last_sent_at)
+),
+locked AS MATERIALIZED (
+    SELECT c.id
+    FROM conversations AS c
+    JOIN gained AS g USING (id)
+    ORDER BY c.kind, c.participant_a, c.participant_b
+    FOR NO KEY UPDATE OF c
+)
+UPDATE conversations AS c
+SET message_count = c.message_count + g.messages,
+    last_activity_at = greatest(c.last_activity_at, g.last_sent_at)
+FROM gained AS g
+JOIN locked USING (id)
+WHERE c.id = g.id;

@@ -1,11 +1,16 @@
-"""Riding out failures: what the worker's loops share.
+"""The woken loop: the skeleton of the inbound loop and the delivery loop.
 
-A transient database error (lost connection, deadlock, serialization failure,
-lock or statement timeout) is not the work's fault, so the operation is retried
-after a pause, costing no attempt: short at first (a deadlock resolves at once),
-growing while the database stays away. A loop told to stop while the database is
-away stops retrying (Stopped) and leaves its claims to the sweep or gives them
-back. A loop's own step that fails is logged and tried again after such a pause.
+A WokenLoop runs its step each time it is woken (a notification, the sweep, a
+timer, or its start) until it is stopped, and rides out failures:
+
+- A transient database error (lost connection, deadlock, serialization failure,
+  lock or statement timeout) is not the work's fault, so the operation is retried
+  after a pause, costing no attempt: short at first (a deadlock resolves at
+  once), growing while the database stays away. A loop told to stop while the
+  database is away stops retrying (Stopped) and leaves its claims to the sweep or
+  gives them back.
+- A step that fails is logged and tried again after such a pause.
+- describe() is the one wording of a failure recorded in last_error.
 """
 
 from __future__ import annotations
@@ -25,10 +30,73 @@ T = TypeVar("T")
 
 TRANSIENT_BASE_S = 0.05
 TRANSIENT_CAP_S = 5.0
+# last_error keeps the start of long messages only.
+MAX_ERROR_CHARS = 2000
 
 
 class Stopped(Exception):
     """The loop was told to stop while waiting for the database to come back."""
+
+
+class WorkRefused(Exception):
+    """The work itself cannot be done (an event's payload, say); its message
+    speaks for itself in last_error."""
+
+
+def describe(exc: BaseException) -> str:
+    """The reason recorded in last_error: what failed, with the exception's type
+    unless the work was refused for a reason of its own."""
+    text = str(exc).strip()
+    if not isinstance(exc, WorkRefused):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text[:MAX_ERROR_CHARS]
+
+
+class WokenLoop:
+    """wake() and stop() from anywhere, run() as the background task; a subclass
+    gives step(), what one wake-up does, and the names its log lines carry."""
+
+    action = "loop_failed"  # the log action of a failed step
+    what = "loop"  # the log wording
+    retry_action = "transient_error"  # the log action of a transient retry
+
+    def __init__(self) -> None:
+        self._wake = asyncio.Event()
+        self._wake.set()  # look for work as soon as the loop starts
+        self._stopping = asyncio.Event()
+
+    def wake(self, payload: str = "") -> None:
+        """There may be work: look at the next opportunity. Returns at once."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Take no more work; run() returns once the work in hand is done."""
+        self._stopping.set()
+        self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def step(self) -> object:
+        raise NotImplementedError
+
+    async def run(self) -> None:
+        await run_when_woken(
+            self.step,
+            wake=self._wake,
+            stopping=self._stopping,
+            action=self.action,
+            what=self.what,
+            describe=describe,
+        )
+
+    async def with_retries(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run operation until it gets past transient database errors. Raises
+        Stopped if told to stop while the database is away."""
+        return await retry_transient(
+            operation, stopping=self._stopping, action=self.retry_action, describe=describe
+        )
 
 
 def transient_pause(failures: int) -> float:

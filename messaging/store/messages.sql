@@ -6,7 +6,7 @@
 -- A message is unique on its event: an event that already has one (replayed, or
 -- processed under a claim that had timed out) inserts nothing and counts nothing.
 -- Answers one row per conversation with the messages it gained and the latest
--- of their sent_at, for finish_batch to add to the conversation. The
+-- of their sent_at, for conversations.sql:add_messages to add to the conversation. The
 -- conversations are not updated here: the foreign key checks of this statement
 -- take only KEY SHARE locks on them, which no concurrent batch waits for.
 -- $1 bigint[] inbound_event_id   $2 text[] kind   $3 text[] participant_a
@@ -73,29 +73,28 @@ SELECT id, conversation_id FROM inserted;
 
 -- name: claim_sends
 -- Claims up to $2 due sends (queued, next attempt due), oldest due first, for
--- processor $1, counting the attempt. The claim commits on its own: the provider
--- is called outside any transaction, and a worker that dies mid-send leaves a
--- visible claim (sending, claimed_at) that the sweep returns once it times out.
--- SKIP LOCKED lets any number of workers claim at once; a row another worker
--- claimed since this statement's snapshot fails the status recheck, so no send is
--- claimed twice. The WHERE clause repeats messages_outbound_due_idx's predicate
--- so the index is used.
+-- processor $1, counting the attempt: the shape of inbound_events.sql's
+-- claim_events (the locked ids handed to the UPDATE as one array). The claim
+-- commits on its own: the provider is called outside any transaction, and a
+-- worker that dies mid-send leaves a visible claim (sending, claimed_at) that the
+-- sweep returns once it times out. SKIP LOCKED lets any number of workers claim
+-- at once; a row another worker claimed since this statement's snapshot fails
+-- the status recheck, so no send is claimed twice. The WHERE clause repeats
+-- messages_outbound_due_idx's predicate so the index is used.
 -- $1 text processor_id   $2 int at most this many
-WITH due AS (
+UPDATE messages AS m
+SET status = 'sending',
+    processor_id = $1,
+    claimed_at = now(),
+    delivery_attempts = m.delivery_attempts + 1
+WHERE m.id = ANY(ARRAY(
     SELECT id
     FROM messages
     WHERE status = 'queued' AND next_attempt_at <= now()
     ORDER BY next_attempt_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
-)
-UPDATE messages AS m
-SET status = 'sending',
-    processor_id = $1,
-    claimed_at = now(),
-    delivery_attempts = m.delivery_attempts + 1
-FROM due
-WHERE m.id = due.id
+)) AND m.status = 'queued'
 RETURNING m.id, m.message_type, m.from_address, m.to_address, m.body,
           m.attachments::text AS attachments, m.sent_at, m.delivery_attempts, m.created_at;
 
@@ -140,39 +139,86 @@ SET status = 'failed',
 WHERE id = $1 AND status = 'sending' AND processor_id = $2
 RETURNING id;
 
--- name: requeue_stale_sends
--- Claims older than the claim timeout: their worker died or hung mid-send. Back
--- to queued and due now (sending again is safe: the provider answers a repeated
--- idempotency key with the id it gave, without a second delivery), or failed when
--- the claim was the last attempt allowed, so that a send that kills its worker
--- cannot do so forever. The claim itself holds no row lock (it committed), so
--- SKIP LOCKED only passes over rows being updated right now. Uses
--- messages_outbound_claimed_idx. Answers each row changed.
--- $1 float8 claim timeout in seconds   $2 int attempts allowed (MESSAGING_MAX_RETRIES)
--- $3 int at most this many rows
-WITH stale AS (
-    SELECT id
-    FROM messages
-    WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1)
-    ORDER BY claimed_at
-    LIMIT $3
-    FOR UPDATE SKIP LOCKED
+-- name: select_stale_sends
+-- Claims older than the claim timeout: their worker died or hung mid-send. The
+-- sweep fails them with fail_stale_sends in the same transaction. The claim
+-- itself holds no row lock (it committed), so SKIP LOCKED only passes over rows
+-- being updated right now. Uses messages_outbound_claimed_idx. Answers the
+-- columns of store/claims.py:StaleClaim.
+-- $1 float8 claim timeout in seconds   $2 int at most this many rows
+SELECT id, CASE WHEN message_type = 'email' THEN 'email' ELSE 'sms' END AS channel,
+       processor_id, delivery_attempts AS attempt_count, claimed_at
+FROM messages
+WHERE status = 'sending' AND claimed_at < now() - make_interval(secs => $1)
+ORDER BY claimed_at
+LIMIT $2
+FOR UPDATE SKIP LOCKED;
+
+-- name: fail_stale_sends
+-- Stale claims, taken back: queued again after the given delay (sending again is
+-- safe: the provider answers a repeated idempotency key with the id it gave,
+-- without a second delivery), or failed once the claim was the last attempt of
+-- the $5 allowed, so that a send that kills its worker cannot do so forever;
+-- then the reason says the provider may have it. Only rows still claimed by the
+-- given processor change. The twin of inbound_events.sql's record_failures.
+-- Answers the columns of store/claims.py:Outcome.
+-- $1 bigint[] message ids   $2 text[] processor_id that holds each claim
+-- $3 text[] last_error      $4 float8[] seconds until the next attempt
+-- $5 int attempts allowed (MESSAGING_MAX_RETRIES)
+WITH failed AS (
+    SELECT *
+    FROM unnest($1::bigint[], $2::text[], $3::text[], $4::float8[])
+         AS f(id, processor_id, error, delay_s)
 )
 UPDATE messages AS m
-SET status = CASE WHEN m.delivery_attempts >= $2 THEN 'failed' ELSE 'queued' END,
-    next_attempt_at = now(),
-    last_error = format(
-        'claim by %s timed out: not finished within %s s of %s%s',
-        m.processor_id, $1, m.claimed_at,
-        CASE WHEN m.delivery_attempts >= $2
-             THEN '; that was the last attempt (the provider may or may not have it)'
-             ELSE '' END)
-FROM stale
-WHERE m.id = stale.id
-RETURNING m.id, m.message_type, m.status, m.delivery_attempts, m.processor_id;
+SET status = CASE WHEN m.delivery_attempts >= $5 THEN 'failed' ELSE 'queued' END,
+    last_error = f.error || CASE WHEN m.delivery_attempts >= $5
+                                 THEN '; that was the last attempt (the provider may or may not have it)'
+                                 ELSE '' END,
+    next_attempt_at = now() + make_interval(secs => f.delay_s)
+FROM failed AS f
+WHERE m.id = f.id AND m.status = 'sending' AND m.processor_id = f.processor_id
+RETURNING m.id, CASE WHEN m.message_type = 'email' THEN 'email' ELSE 'sms' END AS channel,
+          m.status, m.delivery_attempts AS attempt_count, m.status = 'failed' AS gave_up;
 
 -- name: send_queue_stats
 -- For the gauge: how many sends are due now (answered from the claim's partial index).
 SELECT count(*) AS due
 FROM messages
 WHERE status = 'queued' AND next_attempt_at <= now();
+
+-- name: list_messages
+-- One page of a conversation's messages, oldest first (ties: the lower id first),
+-- with the conversation's message count as the total. No row at all when the
+-- conversation does not exist; a single row of NULL message columns when it has
+-- no message on this page. The page walks messages_conversation_sent_at_idx.
+-- The total is conversations.message_count, kept in the same transaction as every
+-- message insert, so that no request counts a conversation's messages.
+-- Bodies are cut to their first $4 characters (body_truncated says so), so that
+-- a page of long messages stays small on the wire and in memory; get_message
+-- answers a whole one.
+-- $1 bigint conversation id   $2 bigint page size   $3 bigint rows to skip (offset)
+-- $4 int characters of a body at most
+SELECT c.message_count AS total, c.id AS conversation_id,
+       m.id, m.direction, m.message_type, m.from_address, m.to_address,
+       m.body, m.body_truncated, m.attachments::text AS attachments, m.sent_at, m.status
+FROM conversations AS c
+LEFT JOIN LATERAL (
+    SELECT id, direction, message_type, from_address, to_address,
+           left(body, $4) AS body, length(body) > $4 AS body_truncated,
+           attachments, sent_at, status
+    FROM messages
+    WHERE conversation_id = c.id
+    ORDER BY sent_at, id
+    LIMIT $2 OFFSET $3
+) AS m ON true
+WHERE c.id = $1
+ORDER BY m.sent_at, m.id;
+
+-- name: get_message
+-- One message, whole, by id; no row when there is none.
+-- $1 bigint message id
+SELECT id, conversation_id, direction, message_type, from_address, to_address,
+       body, false AS body_truncated, attachments::text AS attachments, sent_at, status
+FROM messages
+WHERE id = $1;

@@ -1,14 +1,16 @@
-"""The inbound-events queue as the worker and the operator see it: claims,
-failures, stale claims, gauges, listing and replay.
+"""The inbound_events table: webhooks stored (the group commit's one INSERT), the
+queue the worker claims from, failures and stale claims, gauges, and the
+operator's listing and replay.
 
-Every statement is a named query in sql/inbound_events.sql. Functions that take
-the pool translate driver errors (store/db.py); transient ones (deadlock,
-serialization, lost connection) reach the caller as is, for it to retry.
+Every statement is a named query in inbound_events.sql beside this module.
+Functions that take the pool translate driver errors (store/db.py); transient
+ones (deadlock, serialization, lost connection) reach the caller as is, for it
+to retry. Functions that take a connection run inside the caller's transaction.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -16,14 +18,20 @@ from typing import NamedTuple
 
 import asyncpg
 
+from messaging.errors import DatabaseUnavailable
+from messaging.models import InboundEvent
+from messaging.store.claims import Failure, Outcome, StaleClaim
 from messaging.store.db import Conn, connection
 from messaging.store.queries import query
 
 # The channel the insert trigger notifies (triggers/inbound_events_notify.sql).
 CHANNEL = "inbound_events"
-STATUSES = ("received", "processing", "processed", "error", "dead_letter")
 
+_INSERT = query("inbound_events.sql", "insert_events")
+_FIND = query("inbound_events.sql", "find_event_ids")
 _CLAIM = query("inbound_events.sql", "claim_events")
+_LOCK_CLAIMS = query("inbound_events.sql", "lock_claims")
+_MARK_PROCESSED = query("inbound_events.sql", "mark_processed")
 _RECORD_FAILURES = query("inbound_events.sql", "record_failures")
 _SELECT_STALE = query("inbound_events.sql", "select_stale_claims")
 _RELEASE = query("inbound_events.sql", "release_claims")
@@ -51,35 +59,20 @@ class ClaimedEvent(NamedTuple):
     attempt_count: int  # including this attempt
     received_at: datetime
 
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> ClaimedEvent:
+        return cls._make(row)
+
 
 _BY_ID = attrgetter("id")
 
 
 @dataclass(frozen=True, slots=True)
-class Failure:
-    """One failed attempt to record: why, and how long until the next one."""
+class Stored:
+    """The committed row a webhook maps to; created is False for a duplicate."""
 
-    event_id: int
-    processor_id: str  # whose claim failed; a claim taken back since is left alone
-    error: str
-    delay_s: float
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a failure made of an event: 'error' (to be retried) or 'dead_letter'."""
-
-    event_id: int
-    status: str
-    attempt_count: int
-
-
-@dataclass(frozen=True, slots=True)
-class StaleClaim:
-    event_id: int
-    processor_id: str
-    attempt_count: int
-    claimed_at: datetime
+    id: int
+    created: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +93,46 @@ class EventSummary:
     last_error: str | None
     received_at: datetime
 
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> EventSummary:
+        return cls(**dict(row))
+
 
 @dataclass(frozen=True, slots=True)
 class ReplayResult:
     event_id: int
     status_before: str | None  # None: there is no such event
     requeued: bool
+
+
+async def insert(conn: Conn, events: Sequence[InboundEvent]) -> list[Stored]:
+    """Store webhooks with one multi-row INSERT; each one's row, in input order. A
+    key stored before answers its existing id (created False); of in-batch copies
+    of one key, the first is created. NULL ids can only come from a concurrent
+    insert of the same key after this statement's snapshot: they are looked up
+    again (find_event_ids), and raise DatabaseUnavailable if still missing."""
+    rows = await conn.fetch(
+        _INSERT,
+        [e.channel for e in events],
+        [e.provider_message_id for e in events],
+        [e.message_type for e in events],
+        [e.from_address for e in events],
+        [e.to_address for e in events],
+        [e.payload for e in events],
+    )
+    ids = [row["id"] for row in rows]
+    missing = [i for i, id_ in enumerate(ids) if id_ is None]
+    if missing:
+        found = await conn.fetch(
+            _FIND,
+            [events[i].channel for i in missing],
+            [events[i].provider_message_id for i in missing],
+        )
+        for row in found:
+            ids[missing[row["ord"] - 1]] = row["id"]
+        if any(id_ is None for id_ in ids):
+            raise DatabaseUnavailable("a concurrent insert could not be read back; retry")
+    return [Stored(id=id_, created=row["created"]) for id_, row in zip(ids, rows, strict=True)]
 
 
 async def claim(pool: asyncpg.Pool, processor_id: str, limit: int) -> list[ClaimedEvent]:
@@ -115,6 +142,17 @@ async def claim(pool: asyncpg.Pool, processor_id: str, limit: int) -> list[Claim
     return sorted(map(ClaimedEvent._make, rows), key=_BY_ID)
 
 
+async def lock_claims(conn: Conn, event_ids: Sequence[int], processor_id: str) -> set[int]:
+    """In a batch's transaction, first: lock the events still claimed by this
+    processor (in id order); their ids."""
+    return {row["id"] for row in await conn.fetch(_LOCK_CLAIMS, list(event_ids), processor_id)}
+
+
+async def mark_processed(conn: Conn, event_ids: Sequence[int]) -> None:
+    """In a batch's transaction, after its messages are inserted."""
+    await conn.execute(_MARK_PROCESSED, list(event_ids))
+
+
 async def record_failures(
     pool: asyncpg.Pool, failures: Sequence[Failure], max_attempts: int
 ) -> list[Outcome]:
@@ -122,42 +160,27 @@ async def record_failures(
     if not failures:
         return []
     async with connection(pool) as conn:
-        return await _record_failures(conn, failures, max_attempts)
+        return await fail_claims(conn, failures, max_attempts)
 
 
-async def _record_failures(
-    conn: Conn, failures: Sequence[Failure], max_attempts: int
-) -> list[Outcome]:
+async def fail_claims(conn: Conn, failures: Sequence[Failure], max_attempts: int) -> list[Outcome]:
+    """Failed attempts, on the caller's connection: error with a retry time, or
+    dead_letter once out of attempts (decided in SQL)."""
     rows = await conn.fetch(
         _RECORD_FAILURES,
-        [f.event_id for f in failures],
+        [f.id for f in failures],
         [f.processor_id for f in failures],
         [f.error for f in failures],
         [f.delay_s for f in failures],
         max_attempts,
     )
-    return [Outcome(row["id"], row["status"], row["attempt_count"]) for row in rows]
+    return [Outcome.from_row(row) for row in rows]
 
 
-async def return_stale_claims(
-    pool: asyncpg.Pool,
-    *,
-    timeout_s: float,
-    max_attempts: int,
-    failure_for: Callable[[StaleClaim], Failure],
-    limit: int,
-) -> list[Outcome]:
-    """Fail up to `limit` claims older than the timeout, in one transaction:
-    retried later (reason recorded) or dead-lettered when out of attempts."""
-    async with connection(pool) as conn, conn.transaction():
-        rows = await conn.fetch(_SELECT_STALE, timeout_s, limit)
-        stale = [
-            StaleClaim(row["id"], row["processor_id"], row["attempt_count"], row["claimed_at"])
-            for row in rows
-        ]
-        if not stale:
-            return []
-        return await _record_failures(conn, [failure_for(s) for s in stale], max_attempts)
+async def select_stale(conn: Conn, timeout_s: float, limit: int) -> list[StaleClaim]:
+    """Claims older than the timeout, locked (SKIP LOCKED) for the caller's
+    transaction, oldest first."""
+    return [StaleClaim.from_row(row) for row in await conn.fetch(_SELECT_STALE, timeout_s, limit)]
 
 
 async def release_claims(pool: asyncpg.Pool, event_ids: Sequence[int], processor_id: str) -> int:
@@ -165,6 +188,11 @@ async def release_claims(pool: asyncpg.Pool, event_ids: Sequence[int], processor
     async with connection(pool) as conn:
         status = await conn.execute(_RELEASE, list(event_ids), processor_id)
     return int(status.rsplit(" ", 1)[-1])
+
+
+async def due_count(pool: asyncpg.Pool) -> int:
+    """How many events are due now."""
+    return (await queue_stats(pool)).due
 
 
 async def queue_stats(pool: asyncpg.Pool) -> QueueStats:
@@ -176,7 +204,7 @@ async def queue_stats(pool: asyncpg.Pool) -> QueueStats:
 
 async def list_events(conn: Conn, status: str, limit: int) -> list[EventSummary]:
     rows = await conn.fetch(_LIST, status, limit)
-    return [EventSummary(**dict(row)) for row in rows]
+    return [EventSummary.from_row(row) for row in rows]
 
 
 async def replay(conn: Conn, event_ids: Sequence[int]) -> list[ReplayResult]:

@@ -101,48 +101,15 @@ WHERE id = ANY($1::bigint[]) AND status = 'processing' AND processor_id = $2
 ORDER BY id
 FOR UPDATE;
 
--- name: finish_batch
--- Last statement of a batch's transaction: marks the events processed, then adds
--- the messages that insert_inbound_messages inserted to their conversations'
--- counts and last activity.
--- Conversations are the only rows that concurrent batches (other workers, or
--- this worker's other batch in flight) share, and a conversation locked here
--- stays locked until the commit. So they are locked last, after the events are
--- marked (the one-time filter on `marked` runs that UPDATE to completion before
--- any conversation is locked), and in key order, so that batches queue on
--- shared conversations for this statement and the commit only, always in one
--- order, and cannot deadlock. NO KEY UPDATE, the lock the UPDATE itself takes,
--- does not conflict with the KEY SHARE locks of the messages' foreign key checks.
--- processed_at is the clock at this statement, not the transaction's start, so
--- that processed_at - received_at is (within the commit) the time from a
--- webhook's arrival to its message's commit.
+-- name: mark_processed
+-- A batch's transaction, after its messages are inserted: marks the events
+-- processed. processed_at is the clock at this statement, not the transaction's
+-- start, so that processed_at - received_at is (within the commit) the time from
+-- a webhook's arrival to its message's commit.
 -- $1 bigint[] event ids (locked by lock_claims in this transaction)
--- $2 bigint[] conversation ids   $3 int[] messages each gained
--- $4 timestamptz[] latest sent_at of each one's new messages
-WITH marked AS (
-    UPDATE inbound_events
-    SET status = 'processed', processed_at = clock_timestamp()
-    WHERE id = ANY($1::bigint[]) AND status = 'processing'
-    RETURNING id
-),
-gained AS (
-    SELECT *
-    FROM unnest($2::bigint[], $3::int[], $4::timestamptz[]) AS g(id, messages, last_sent_at)
-),
-locked AS MATERIALIZED (
-    SELECT c.id
-    FROM conversations AS c
-    JOIN gained AS g USING (id)
-    WHERE (SELECT count(*) FROM marked) >= 0
-    ORDER BY c.kind, c.participant_a, c.participant_b
-    FOR NO KEY UPDATE OF c
-)
-UPDATE conversations AS c
-SET message_count = c.message_count + g.messages,
-    last_activity_at = greatest(c.last_activity_at, g.last_sent_at)
-FROM gained AS g
-JOIN locked USING (id)
-WHERE c.id = g.id;
+UPDATE inbound_events
+SET status = 'processed', processed_at = clock_timestamp()
+WHERE id = ANY($1::bigint[]) AND status = 'processing';
 
 -- name: record_failures
 -- Failed attempts: back to error with the reason and the time of the next
@@ -150,7 +117,7 @@ WHERE c.id = g.id;
 -- still claimed by the given processor change, so a claim the sweep took back is
 -- never failed twice. Rows are locked in id order, like every multi-row update
 -- of this table, so that concurrent updates cannot deadlock.
--- Answers the new status of each row changed.
+-- Answers the columns of store/claims.py:Outcome for each row changed.
 -- $1 bigint[] event ids   $2 text[] processor_id that holds each claim
 -- $3 text[] last_error    $4 float8[] seconds until the next attempt
 -- $5 int attempts allowed (MESSAGING_MAX_RETRIES)
@@ -174,16 +141,17 @@ SET status = CASE WHEN e.attempt_count >= $5 THEN 'dead_letter' ELSE 'error' END
 FROM failed AS f
 JOIN owned USING (id)
 WHERE e.id = f.id
-RETURNING e.id, e.status, e.attempt_count;
+RETURNING e.id, e.channel, e.status, e.attempt_count, e.status = 'dead_letter' AS gave_up;
 
 -- name: select_stale_claims
 -- Claims older than the claim timeout: their worker died or hung mid-batch. The
--- caller fails them with record_failures in the same transaction. SKIP LOCKED
+-- sweep fails them with record_failures in the same transaction. SKIP LOCKED
 -- passes over rows that a live worker holds in its batch transaction (see
 -- lock_claims), so the sweep never waits on a worker nor steals from one that
--- is committing. Uses inbound_events_claimed_idx.
+-- is committing. Uses inbound_events_claimed_idx. Answers the columns of
+-- store/claims.py:StaleClaim.
 -- $1 float8 claim timeout in seconds   $2 int at most this many rows
-SELECT id, processor_id, attempt_count, claimed_at
+SELECT id, channel, processor_id, attempt_count, claimed_at
 FROM inbound_events
 WHERE status = 'processing' AND claimed_at < now() - make_interval(secs => $1)
 ORDER BY claimed_at
