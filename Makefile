@@ -25,11 +25,11 @@ install: $(STAMP) ## create the virtualenv and install (pinned by constraints.tx
 run: $(STAMP) ## serve on 127.0.0.1:8080 (embedded PostgreSQL unless DATABASE_URL is set)
 	$(BIN)/messaging serve --migrate
 
-migrate: $(STAMP) ## apply db/migrations with dbmate, then triggers/
+migrate: $(STAMP) ## apply messaging/schema/migrations with dbmate, then its triggers/
 	$(BIN)/messaging migrate
 
-schema: $(STAMP) ## rewrite db/schema.sql from a fresh database built by the migrations
-	$(BIN)/python -m tests.schema_dump db/schema.sql
+schema: $(STAMP) ## rewrite messaging/schema/schema.sql from a fresh database built by the migrations
+	$(BIN)/python -m tests.schema_dump messaging/schema/schema.sql
 
 test: $(STAMP) ## run the tests (embedded PostgreSQL unless TEST_DATABASE_URL is set)
 	$(BIN)/pytest -q

@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("--all-dead", action="store_true", help="every dead letter")
     replay.set_defaults(run=_replay)
 
-    mig = sub.add_parser("migrate", help="apply db/migrations (dbmate), then triggers/")
+    mig = sub.add_parser("migrate", help="apply the migrations (dbmate), then the trigger files")
     mig.set_defaults(run=_migrate)
     return parser
 

@@ -1,6 +1,6 @@
-"""`make migrate`: dbmate applies db/migrations, then the files of triggers/ are
-installed if their content changed. On an up-to-date database nothing is
-changed, and the report says so."""
+"""`make migrate`: dbmate applies the shipped migrations (messaging/schema/),
+then each trigger file is installed if its content changed. On an up-to-date
+database nothing is changed, and the report says so."""
 
 from __future__ import annotations
 
@@ -12,20 +12,10 @@ import sys
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import asyncpg
-
 from messaging import embedded
-from messaging.store.db import Conn
-from messaging.store.queries import query
-
-ROOT = Path(__file__).resolve().parent.parent
-MIGRATIONS_DIR = ROOT / "db" / "migrations"
-SCHEMA_FILE = ROOT / "db" / "schema.sql"
-TRIGGERS_DIR = ROOT / "triggers"
-
-_INSTALLED = query("schema.sql", "installed_trigger_hash")
-_RECORD = query("schema.sql", "record_trigger_hash")
-_APPLIED_VERSIONS = query("schema.sql", "applied_migrations")
+from messaging.schema import MIGRATIONS_DIR, SCHEMA_FILE, trigger_files
+from messaging.store import schema_migrations
+from messaging.store.db import direct
 
 
 class MigrationError(Exception):
@@ -66,37 +56,18 @@ def dbmate(database_url: str, *args: str, schema_file: Path = SCHEMA_FILE) -> st
     return result.stdout + result.stderr
 
 
-def expected_versions() -> list[str]:
-    """Versions of the migrations in db/migrations, oldest first."""
-    return sorted(p.name.split("_", 1)[0] for p in MIGRATIONS_DIR.glob("*.sql"))
-
-
-async def pending_migrations(conn: Conn) -> list[str]:
-    """Migrations in db/migrations that this database has not applied."""
-    try:
-        applied = {row["version"] for row in await conn.fetch(_APPLIED_VERSIONS)}
-    except asyncpg.exceptions.UndefinedTableError:
-        applied = set()
-    return [v for v in expected_versions() if v not in applied]
-
-
 async def install_triggers(database_url: str) -> list[str]:
-    """Install each triggers/*.sql whose content differs from what is installed."""
+    """Install each trigger file whose content differs from what is installed."""
     report = []
-    conn = await asyncpg.connect(database_url)
-    try:
-        for path in sorted(TRIGGERS_DIR.glob("*.sql")):
+    async with direct(database_url) as conn:
+        for path in trigger_files():
             sql = path.read_text(encoding="utf-8")
             digest = hashlib.sha256(sql.encode()).hexdigest()
-            if await conn.fetchval(_INSTALLED, path.name) == digest:
+            if await schema_migrations.installed_trigger_hash(conn, path.name) == digest:
                 report.append(f"triggers/{path.name}: up to date")
                 continue
-            async with conn.transaction():
-                await conn.execute(sql)
-                await conn.execute(_RECORD, path.name, digest)
+            await schema_migrations.install_trigger(conn, path.name, sql, digest)
             report.append(f"triggers/{path.name}: installed")
-    finally:
-        await conn.close()
     return report
 
 

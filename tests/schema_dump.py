@@ -1,4 +1,4 @@
-"""db/schema.sql: the schema that the migrations and triggers/ build, as dbmate
+"""messaging/schema/schema.sql: the schema that the migrations and trigger files build, as dbmate
 dumps it. `make schema` rewrites the file; tests/migration checks it is current.
 
 Run as `python -m tests.schema_dump PATH`.

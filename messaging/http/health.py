@@ -14,11 +14,8 @@ from aiohttp import web
 
 from messaging.errors import DatabaseUnavailable
 from messaging.http.keys import METRICS, POOL
-from messaging.migrate import pending_migrations
-from messaging.store.db import connection
-from messaging.store.queries import query
-
-_PING = query("schema.sql", "ping")
+from messaging.store.db import connection, ping
+from messaging.store.schema_migrations import pending_migrations
 
 # Further readiness checks registered by other parts of the app (the worker's
 # listener), each answering (ok, details).
@@ -35,7 +32,7 @@ async def readyz(request: web.Request) -> web.Response:
     ready = True
     try:
         async with connection(request.app[POOL]) as conn:
-            await conn.fetchval(_PING)
+            await ping(conn)
             pending = await pending_migrations(conn)
         checks["database"] = {"ok": True}
         checks["migrations"] = {"ok": not pending, "pending": pending}

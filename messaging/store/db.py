@@ -10,6 +10,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from messaging.errors import DatabaseRejected, DatabaseUnavailable
+from messaging.store.queries import query
 
 # A connection as the stores see it: direct, or borrowed from the pool.
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -133,3 +134,11 @@ async def direct(database_url: str) -> AsyncIterator[asyncpg.Connection]:
             yield conn
     finally:
         await conn.close()
+
+
+_PING = query("db.sql", "ping")
+
+
+async def ping(conn: Conn) -> None:
+    """Raise DatabaseUnavailable (within connection()) unless the database answers."""
+    await conn.fetchval(_PING)

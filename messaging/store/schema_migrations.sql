@@ -12,7 +12,3 @@ SELECT sha256 FROM schema_triggers WHERE file = $1;
 -- $1 text file name   $2 text sha256 of its content
 INSERT INTO schema_triggers (file, sha256) VALUES ($1, $2)
 ON CONFLICT (file) DO UPDATE SET sha256 = excluded.sha256, applied_at = now();
-
--- name: ping
--- Readiness: the database answers.
-SELECT 1;
