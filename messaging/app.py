@@ -28,11 +28,11 @@ from messaging.http.keys import (
     SETTINGS,
     WORKER,
 )
-from messaging.http.problems import edge
+from messaging.http.middleware import edge
 from messaging.ingest import EventWriter
 from messaging.metrics import Metrics
+from messaging.mock.providers import mock_providers
 from messaging.providers.client import open_providers
-from messaging.providers.mock import mock_providers
 from messaging.store.db import create_pool
 from messaging.worker.runner import Worker
 

@@ -1,14 +1,11 @@
-"""The one error shape of the API (RFC 9457 application/problem+json) and the
-middleware that produces it: every exception becomes a status here, once."""
+"""The one error shape of the API (RFC 9457 application/problem+json), and the
+one place where an exception becomes a status (problem_for, called by the
+middleware in middleware.py)."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
-import secrets
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -26,9 +23,6 @@ from messaging.errors import (
 
 log = logging.getLogger("messaging.http")
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-REQUEST_ID_HEADER = "X-Request-Id"
 REQUEST_ID = web.RequestKey("request_id", str)
 RETRY_AFTER_S = 2
 
@@ -77,58 +71,6 @@ def problem(
     )
 
 
-# Request ids: a random prefix per process and a counter, unique across
-# processes and restarts, and cheaper on the hot path than a uuid4 per request.
-_ID_PREFIX = secrets.token_hex(6)
-_id_counter = itertools.count(1)
-
-
-@web.middleware
-async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """The one middleware of the API, kept to one frame on the hot path:
-
-    - a request id (X-Request-Id propagated, or generated), echoed in the response;
-    - 406 for an /api/ request whose Accept excludes JSON;
-    - every exception mapped to a problem+json response (problem_for);
-    - one structured log line per request, when INFO is enabled.
-    """
-    request_id = request.headers.get(REQUEST_ID_HEADER, "")[:128] or (
-        f"{_ID_PREFIX}-{next(_id_counter):06x}"
-    )
-    request[REQUEST_ID] = request_id
-    started = time.perf_counter()
-    try:
-        accept = request.headers.get("Accept")
-        if accept and request.path.startswith("/api/") and not _accepts_json(accept):
-            raise InvalidRequest(
-                "This API answers in JSON; the Accept header excludes it.", status=406
-            )
-        response = await handler(request)
-    except Exception as exc:
-        response = problem_for(request, exc)
-    if not request.content.is_eof():
-        # A body left unread (refused, too slow, undecodable): close the
-        # connection instead of letting aiohttp read the rest of it.
-        response.force_close()
-    response.headers[REQUEST_ID_HEADER] = request_id
-    if log.isEnabledFor(logging.INFO):
-        log.info(
-            "%s %s %s",
-            request.method,
-            request.path,
-            response.status,
-            extra={
-                "action": "http_request",
-                "request_id": request_id,
-                "method": request.method,
-                "path": request.path,
-                "status": response.status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            },
-        )
-    return response
-
-
 def problem_for(request: web.Request, exc: Exception) -> web.Response:
     """The problem+json response for an exception: the only place where errors
     become statuses."""
@@ -139,7 +81,7 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
     if isinstance(exc, BodyNotReceived):
         headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
         return problem(request, exc.status, exc.detail, headers=headers)
-    if isinstance(exc, ClientGone):
+    if isinstance(exc, ClientGone | ConnectionResetError):
         log.info(
             "client closed the connection mid-request",
             extra={"action": "client_gone", "request_id": request.get(REQUEST_ID)},
@@ -195,22 +137,3 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
         extra={"action": "http_error", "request_id": request.get(REQUEST_ID)},
     )
     return problem(request, 500, "An unexpected error occurred.")
-
-
-def _accepts_json(accept: str) -> bool:
-    for part in accept.split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        media = media.lower()
-        quality = 1.0
-        for param in params:
-            if param.lower().startswith("q="):
-                try:
-                    quality = float(param[2:])
-                except ValueError:
-                    quality = 0.0
-        if quality > 0 and (
-            media in ("*/*", "application/*", "application/json", "application/problem+json")
-            or media.endswith("+json")
-        ):
-            return True
-    return False

@@ -25,7 +25,7 @@ from messaging.http.body import LINGER_S
 from messaging.http.conversations import LIST_BODY_CHARS
 from messaging.http.openapi import document
 from messaging.http.requests import MAX_PAGE_SIZE, parse_sms_webhook
-from messaging.providers.mock import MAX_SCRIPT
+from messaging.mock.providers import MAX_SCRIPT
 from tests.integration.test_webhooks import EMAIL, MMS, SMS, assert_problem, count
 
 Client = TestClient  # type: ignore[type-arg]

@@ -3,8 +3,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from messaging.config import ConfigError, Settings
+from messaging.mock.providers import MockConfig, MockProvider
 from messaging.providers.client import MAX_RETRY_AFTER, retry_after
-from messaging.providers.mock import MockConfig, MockProvider
 
 NOW = datetime(2024, 11, 1, 14, tzinfo=UTC)
 

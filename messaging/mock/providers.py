@@ -39,6 +39,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from http import HTTPStatus
 from typing import Any
 
 import aiohttp
@@ -46,9 +47,6 @@ from aiohttp import web
 
 from messaging.config import MOCK_FAULTS, Settings
 from messaging.errors import FieldError, InvalidRequest
-from messaging.http.body import read_body
-from messaging.http.problems import problem
-from messaging.http.requests import parse_json
 from messaging.timestamps import format_timestamp
 
 FAULTS = (*MOCK_FAULTS, "ok")
@@ -235,7 +233,7 @@ async def send(request: web.Request) -> web.Response:
     if payload is None:
         mock.note(key, "invalid")
         mock.answers["400"] += 1
-        return problem(request, 400, "The body must be a JSON object with from and to.")
+        return _problem(request, 400, "The body must be a JSON object with from and to.")
     mock.note(key, answer)
     delivery = mock.accept(key, payload)
     if answer == "hang":
@@ -261,12 +259,34 @@ def _fault(request: web.Request, mock: MockProvider, status: int) -> web.Respons
             else str(seconds)
         )
     detail = f"The mock {mock.name} provider answers {status}, as configured."
-    return problem(request, status, detail, headers=headers)
+    return _problem(request, status, detail, headers)
+
+
+def _problem(
+    request: web.Request, status: int, detail: str, headers: dict[str, str] | None = None
+) -> web.Response:
+    """The mock's own refusals, in the RFC 9457 shape a provider might use."""
+    title = HTTPStatus(status).phrase
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    return web.json_response(
+        body, status=status, headers=headers, content_type="application/problem+json"
+    )
+
+
+async def _json_object(request: web.Request, what: str) -> dict[str, Any]:
+    """The request body as a JSON object, or InvalidRequest (400)."""
+    try:
+        value = json.loads(await request.read())
+    except (ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{what} must be a JSON object.")
+    return value
 
 
 async def _message_payload(request: web.Request) -> dict[str, Any] | None:
     try:
-        payload = parse_json(await read_body(request))
+        payload = await _json_object(request, "The message")
     except InvalidRequest:
         return None
     if not isinstance(payload.get("from"), str) or not isinstance(payload.get("to"), str):
@@ -289,7 +309,7 @@ async def get_config(request: web.Request) -> web.Response:
 
 async def patch_config(request: web.Request) -> web.Response:
     mock = _mock(request)
-    changes = parse_json(await read_body(request), max_items=MAX_SCRIPT)
+    changes = await _json_object(request, "The configuration")
     mock.configure(_changed_config(mock, changes))
     return web.json_response(mock.config_view())
 
@@ -360,7 +380,7 @@ async def inbound(request: web.Request) -> web.Response:
     """Send our webhook what this provider would send for a message it received:
     the body given, completed with a provider id and a timestamp when missing."""
     mock = _mock(request)
-    message = parse_json(await read_body(request))
+    message = await _json_object(request, "The message")
     webhook = {
         "timestamp": format_timestamp(datetime.now(UTC).replace(microsecond=0)),
         **message,
