@@ -90,10 +90,19 @@ async def test_batches_in_flight_share_a_backlog_exactly_once(
 async def test_one_batch_in_flight_claims_batch_after_batch(
     make_worker: MakeWorker, db: asyncpg.Connection
 ) -> None:
-    worker = await make_worker(start=False, batch_size=7, batches_in_flight=1)
+    metrics = Metrics()
+    worker = await make_worker(start=False, batch_size=7, batches_in_flight=1, metrics=metrics)
     await insert_sms(db, 30)
     assert await worker.inbound.drain() == 30
     assert await status_counts(db) == {"processed": 30}
+    # One loop, batch after batch: four full ones, then the short one that stops it.
+    samples = read(metrics)
+    assert samples.value("messaging_worker_batch_size_count") == 5
+    assert samples.value("messaging_worker_batch_size_sum") == 30
+    buckets = {
+        le: samples.value("messaging_worker_batch_size_bucket", le=le) for le in ("2.0", "5.0")
+    }
+    assert buckets == {"2.0": 1, "5.0": 1}  # cumulative: one short batch, the rest of 7
     await assert_consistent(db)
 
 
