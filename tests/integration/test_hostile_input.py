@@ -314,6 +314,7 @@ async def test_a_body_that_trickles_is_cut_with_408(
     assert await stored(db) == 0
 
 
+@pytest.mark.slow  # the server lingers LINGER_S before it closes
 async def test_after_a_408_the_connection_is_closed_soon(strict_client: Client) -> None:
     assert strict_client.server.host is not None and strict_client.server.port is not None
     reader, writer = await asyncio.open_connection(
