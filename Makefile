@@ -9,7 +9,7 @@ PY_DIRS := messaging tests $(wildcard bench)
 BENCH_STAMP := $(VENV)/.bench-installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help install run serve-api worker migrate schema test test-pg15 lint fmt bench bench-quick bench-tools clean
+.PHONY: help install run serve-api worker migrate schema test test-fast test-pg15 lint fmt bench bench-quick bench-tools clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -33,6 +33,9 @@ schema: $(STAMP) ## rewrite messaging/schema/schema.sql from a fresh database bu
 
 test: $(STAMP) ## run the tests (embedded PostgreSQL unless TEST_DATABASE_URL is set)
 	$(BIN)/pytest -q
+
+test-fast: $(STAMP) ## the tests without those marked slow (fault processes, > ~2 s)
+	$(BIN)/pytest -q -m "not slow"
 
 lint: $(STAMP) ## ruff and mypy (strict on the package)
 	$(BIN)/ruff check $(PY_DIRS)

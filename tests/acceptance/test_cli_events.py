@@ -6,15 +6,13 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
 
 import asyncpg
 
-from messaging.worker.runner import Worker
-from tests.helpers import insert_sms, status_counts
 from tests.pg import ROOT
-
-MakeWorker = Callable[..., Awaitable[Worker]]
+from tests.support.aliases import MakeWorker
+from tests.support.arrange import insert_sms
+from tests.support.checks import status_counts
 
 
 async def cli(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:

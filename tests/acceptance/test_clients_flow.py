@@ -4,7 +4,6 @@ app: three sends and three webhooks, then the two reads."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,33 +12,16 @@ import asyncpg
 import pytest
 
 from messaging.config import Settings
-from tests.helpers import wait_until
-from tests.service import EMAIL, MMS, SMS, ServerFactory, Service, serve_on_own_port
+from tests.support.aliases import ServerFactory
+from tests.support.payloads import EMAIL_SEND as EMAIL
+from tests.support.payloads import EMAIL_WEBHOOK as INBOUND_EMAIL
+from tests.support.payloads import MMS_SEND as MMS
+from tests.support.payloads import MMS_WEBHOOK as INBOUND_MMS
+from tests.support.payloads import SMS_SEND as SMS
+from tests.support.payloads import SMS_WEBHOOK as INBOUND_SMS
+from tests.support.service import Service, serve_on_own_port
+from tests.support.waiting import wait_until
 
-INBOUND_SMS = {
-    "from": "+18045551234",
-    "to": "+12016661234",
-    "type": "sms",
-    "messaging_provider_id": "message-1",
-    "body": "This is an incoming SMS message",
-    "attachments": None,
-    "timestamp": "2024-11-01T14:00:00Z",
-}
-INBOUND_MMS = {
-    **INBOUND_SMS,
-    "type": "mms",
-    "messaging_provider_id": "message-2",
-    "body": "This is an incoming MMS message",
-    "attachments": ["https://example.com/received-image.jpg"],
-}
-INBOUND_EMAIL = {
-    "from": "contact@gmail.com",
-    "to": "user@usehatchapp.com",
-    "xillio_id": "message-3",
-    "body": "<html><body>This is an incoming email with <b>HTML</b> content</body></html>",
-    "attachments": ["https://example.com/received-document.pdf"],
-    "timestamp": "2024-11-01T14:00:00Z",
-}
 POSTS = [
     ("/api/messages/sms", SMS),
     ("/api/messages/sms", MMS),
@@ -75,20 +57,19 @@ def message(direction: str, kind: str, body: dict[str, Any], status: str) -> dic
 
 
 async def test_the_six_posts_then_the_two_reads(service: Service) -> None:
-    accepted_at = {}
+    sent = []
     for path, body in POSTS:
         status, answer = await service.post(path, body)
         assert status == 202, answer
         if path.startswith("/api/messages/"):
             assert answer["status"] == "queued"
-            accepted_at[answer["id"]] = time.monotonic()
+            sent.append(answer["id"])
     # The SMS send came first, so its conversation is number 1; the MMS shares it.
-    assert sorted(accepted_at) == [1, 2, 3]
+    assert sorted(sent) == [1, 2, 3]
 
-    # The three sends reach sent within a second of their 202.
-    for message_id, at in accepted_at.items():
-        await service.wait_for(message_id, "sent", within=1)
-        assert time.monotonic() - at < 1
+    # The three sends reach sent (how soon is measured by bench/, not here).
+    for message_id in sent:
+        await service.wait_for(message_id, "sent", within=5)
     await wait_until(lambda: service.db.fetchval("SELECT count(*) = 6 FROM messages"), within=2)
 
     conversations = await service.get("/api/conversations")

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient
 
 from messaging.app import init_app, init_mock_app
 from messaging.config import Settings
 from messaging.http.openapi import document
+from tests.support.aliases import Client
 
 METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 
@@ -68,7 +68,7 @@ def test_the_document_is_openapi_3_1_with_problem_errors() -> None:
                     assert "application/problem+json" in response["content"], (method, path)
 
 
-async def test_served_at_openapi_json(client: TestClient) -> None:  # type: ignore[type-arg]
+async def test_served_at_openapi_json(client: Client) -> None:
     response = await client.get("/openapi.json")
     assert response.status == 200
     assert await response.json() == document(mock_providers=True)

@@ -4,21 +4,20 @@ is sent, and the provider counts one delivery per message."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestServer
 
 from messaging.app import init_mock_app
 from messaging.config import Settings
-from tests.helpers import WorkerProcess, insert_sends, terminate_quietly, wait_until
+from tests.support.aliases import ServerFactory
+from tests.support.arrange import insert_sends
+from tests.support.processes import WorkerProcess, terminate_quietly
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
-
-ServerFactory = Callable[..., Awaitable[TestServer]]
 
 
 async def sending_by(db: asyncpg.Connection, pid: int) -> int:

@@ -17,16 +17,12 @@ import aiohttp
 import asyncpg
 import pytest
 
-from tests.helpers import (
-    WorkerProcess,
-    assert_consistent,
-    insert_sms,
-    listener_backends,
-    status_counts,
-    terminate_quietly,
-    wait_until,
-)
 from tests.pg import ROOT
+from tests.support.arrange import insert_sms
+from tests.support.checks import assert_consistent, listener_backends, status_counts
+from tests.support.payloads import SMS_WEBHOOK
+from tests.support.processes import WorkerProcess, terminate_quietly
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -158,9 +154,7 @@ async def test_a_worker_whose_listen_connection_is_killed_reconnects(
             total += len(await insert_sms(db, 100, prefix=f"gap{round_}-"))
             await wait_until(lambda old=backend: _replaced(db, proc.pid, old), within=10)  # type: ignore[misc]
         await wait_until(lambda: all_processed(db, total), within=10, interval=0.05)
-        await wait_until(
-            lambda: asyncio.sleep(0, proc.output().count("listener reconnected") == 3), within=5
-        )
+        await wait_until(lambda: proc.output().count("listener reconnected") == 3, within=5)
         assert proc.terminate() == 0
     assert await status_counts(db) == {"processed": total}
     await assert_consistent(db)
@@ -206,10 +200,11 @@ async def test_serve_runs_the_worker_unless_told_not_to(
     try:
         async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
             await wait_until(lambda: _ready(http), within=20, interval=0.1)
+            # Ready means started up: a worker, if any, was started before.
+            started = "worker started" in (tmp_path / "serve.log").read_text(errors="replace")
+            assert started == worker
             for i in range(20):
-                body = {"from": "+18045551234", "to": "+12016661234", "type": "sms",
-                        "messaging_provider_id": f"s-{i}", "body": "hi", "attachments": None,
-                        "timestamp": "2024-11-01T14:00:00Z"}  # fmt: skip
+                body = {**SMS_WEBHOOK, "messaging_provider_id": f"s-{i}", "body": "hi"}
                 async with http.post("/api/webhooks/sms", json=body) as response:
                     assert response.status == 202
             if worker:
@@ -220,8 +215,6 @@ async def test_serve_runs_the_worker_unless_told_not_to(
                     print((tmp_path / "serve.log").read_text(errors="replace")[-5000:])
                     print(await status_counts(db))
                     raise
-            else:
-                await asyncio.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 15) == 0
     finally:

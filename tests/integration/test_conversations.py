@@ -8,11 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from aiohttp.test_utils import TestClient
 
-from tests.arrange import conversation, message
+from tests.support.aliases import Client
+from tests.support.arrange import conversation, message
 
-Client = TestClient  # type: ignore[type-arg]
 T0 = datetime(2024, 11, 1, 14, 0, tzinfo=UTC)
 
 

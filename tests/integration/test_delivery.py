@@ -1,14 +1,12 @@
 """Sends delivered through the mock providers over real HTTP, by the worker's
-delivery loop, against a real PostgreSQL: outcomes, retries, timing, stale
-claims, shutdown. Across all of them the mock never counts two accepted
+delivery loop, against a real PostgreSQL: outcomes, retries and their timing,
+what wakes the loop, stale claims, shutdown. Across all of them the mock never counts two accepted
 deliveries for one message."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,11 +19,13 @@ from messaging.app import init_mock_app
 from messaging.config import Settings
 from messaging.store import messages
 from messaging.store.queries import query
-from messaging.worker.runner import Worker
-from tests.helpers import insert_sends, wait_until
-from tests.service import EMAIL, SMS, ServerFactory, Service, serve_on_own_port
-
-MakeWorker = Callable[..., Awaitable[Worker]]
+from tests.support.aliases import MakeWorker, ServerFactory
+from tests.support.arrange import insert_sends
+from tests.support.observe import count_sweeps
+from tests.support.payloads import EMAIL_SEND as EMAIL
+from tests.support.payloads import SMS_SEND as SMS
+from tests.support.service import Service, serve_on_own_port
+from tests.support.waiting import wait_until
 
 # Fast retries, a short provider timeout, a sweep that notices moved timestamps.
 FAST = {
@@ -64,16 +64,28 @@ def attempts(seen: dict[str, Any], message_id: int) -> list[dict[str, Any]]:
     return [e for e in seen["log"] if e["idempotency_key"] == f"msg-{message_id}"]
 
 
+async def settled(service: Service) -> None:
+    """Until the worker's start-up is behind it: the listener connected (which
+    wakes every loop once) and the first sweep done (it sets the sends gauge)."""
+    listener = service.worker.listener
+    assert listener is not None
+    await wait_until(lambda: listener.connected, within=5)
+
+    async def swept() -> bool:
+        return (await service.metrics()).has("messaging_sends_queued")
+
+    await wait_until(swept, within=5)
+
+
 # -- outcomes ---------------------------------------------------------------------------
 
 
-async def test_a_send_is_sent_with_the_providers_id_within_a_second(service: Service) -> None:
-    started = time.monotonic()
+async def test_a_send_is_sent_with_the_providers_id(service: Service) -> None:
+    # How soon is the benchmark's business (bench/); here, that it is sent.
     sms = await service.send(SMS)
     email = await service.send(EMAIL)
     for message_id in (sms, email):
-        await service.wait_for(message_id, "sent", within=1)
-    assert time.monotonic() - started < 1
+        await service.wait_for(message_id, "sent", within=5)
     row = await service.message(sms)
     seen = await service.deliveries("sms")
     [delivery] = seen["deliveries"]
@@ -84,9 +96,12 @@ async def test_a_send_is_sent_with_the_providers_id_within_a_second(service: Ser
     assert row["created_at"] <= row["delivered_at"]
     email_row = await service.message(email)
     assert email_row["provider_message_id"].startswith("email-")
-    assert await service.metric('messaging_sends_sent_total{channel="sms"}') == 1
-    assert await service.metric('messaging_send_latency_seconds_count{channel="email"}') == 1
-    assert await service.metric('messaging_provider_requests_total{outcome="accepted"') == 1
+    samples = await service.metrics()
+    assert samples.value("messaging_sends_sent_total", channel="sms") == 1
+    assert samples.value("messaging_send_latency_seconds_count", channel="email") == 1
+    assert (
+        samples.value("messaging_provider_requests_total", outcome="accepted", provider="sms") == 1
+    )
 
 
 async def test_429_with_retry_after_2_waits_at_least_2_seconds(service: Service) -> None:
@@ -100,7 +115,9 @@ async def test_429_with_retry_after_2_waits_at_least_2_seconds(service: Service)
     # Not before Retry-After (the backoff alone would be 10-20 ms).
     assert row["next_attempt_at"] >= answered_at + timedelta(seconds=2) - timedelta(milliseconds=5)
     assert row["next_attempt_at"] <= answered_at + timedelta(seconds=3)
-    await asyncio.sleep(0.3)  # three sweeps: none of them sends it early
+    # Three sweeps run from now on (100 ms apart): none of them sends it early.
+    sweeps = count_sweeps(service.worker)
+    await wait_until(lambda: len(sweeps) >= 3, within=5)
     assert len(attempts(await service.deliveries("sms"), message_id)) == 1
     # Rather than wait the 2 s: the time has come.
     await service.db.execute(
@@ -131,7 +148,7 @@ async def test_500_three_times_then_ok_is_one_delivery(service: Service) -> None
         later - earlier >= timedelta(milliseconds=10)
         for earlier, later in itertools.pairwise(times)
     )
-    assert await service.metric('messaging_sends_retried_total{channel="sms"}') == 3
+    assert (await service.metrics()).value("messaging_sends_retried_total", channel="sms") == 3
 
 
 async def test_400_fails_at_once_and_is_not_retried(service: Service) -> None:
@@ -140,11 +157,12 @@ async def test_400_fails_at_once_and_is_not_retried(service: Service) -> None:
     row = await service.wait_for(message_id, "failed", within=2)
     assert (row["delivery_attempts"], row["provider_message_id"]) == (1, None)
     assert "400" in row["last_error"]
-    await asyncio.sleep(0.3)  # three sweeps
+    sweeps = count_sweeps(service.worker)
+    await wait_until(lambda: len(sweeps) >= 3, within=5)  # three sweeps: none retries it
     seen = await service.deliveries("sms")
     assert (seen["requests"], seen["accepted"]) == (1, 0)
     assert (await service.message(message_id))["status"] == "failed"
-    assert await service.metric('messaging_sends_failed_total{channel="sms"}') == 1
+    assert (await service.metrics()).value("messaging_sends_failed_total", channel="sms") == 1
 
 
 async def test_a_hang_times_out_and_the_retry_is_the_same_delivery(service: Service) -> None:
@@ -216,11 +234,14 @@ async def test_the_notification_alone_wakes_the_delivery_loop(
     )
     async with aiohttp.ClientSession() as session:
         service = Service(server, session, db)
-        await asyncio.sleep(0.2)  # the start-up claim and the first sweep are over
-        started = time.monotonic()
-        message_id = await service.send(SMS)
-        await service.wait_for(message_id, "sent", within=2)
-        assert time.monotonic() - started < 0.5
+        await settled(service)
+        # A first send, so that whatever the start-up woke has run its course.
+        await service.wait_for(await service.send(SMS), "sent", within=5)
+        sweeps = count_sweeps(service.worker)
+        message_id = await service.send({**SMS, "body": "the second"})
+        # Well within the 60 s sweep: only the notification can have woken it.
+        await service.wait_for(message_id, "sent", within=5)
+        assert sweeps == []
 
 
 async def test_a_retry_wakes_its_loop_when_due_without_the_sweep(
@@ -233,11 +254,13 @@ async def test_a_retry_wakes_its_loop_when_due_without_the_sweep(
     )
     async with aiohttp.ClientSession() as session:
         service = Service(server, session, db)
-        await asyncio.sleep(0.2)
+        await settled(service)
+        sweeps = count_sweeps(service.worker)
         await service.mock_config("sms", script=["500", "500"])
         message_id = await service.send(SMS)
-        row = await service.wait_for(message_id, "sent", within=2)
+        row = await service.wait_for(message_id, "sent", within=5)
         assert row["delivery_attempts"] == 3
+        assert sweeps == []  # the retries were woken by the loop's own timer
 
 
 # -- the loop in-process, on a mock of its own -------------------------------------------
@@ -309,15 +332,14 @@ async def test_stale_claims_are_requeued_by_the_sweep_and_delivered_once(
 
 
 async def test_claims_are_exclusive_and_a_worker_whose_claim_was_taken_back_records_nothing(
-    make_worker: MakeWorker, mock_server: TestServer, db: asyncpg.Connection
+    make_worker: MakeWorker, mock_server: TestServer, db: asyncpg.Connection, pool: asyncpg.Pool
 ) -> None:
     worker = await make_worker(start=False, **to_mock(mock_server))
     other = await make_worker(start=False, **to_mock(mock_server))
-    pool = worker.inbound._pool
     ids = await insert_sends(db, 4)
     # Claims take at most what is asked, and never a send twice.
     first = await messages.claim(pool, worker.processor_id, 1)
-    rest = await messages.claim(other.inbound._pool, other.processor_id, 10)
+    rest = await messages.claim(pool, other.processor_id, 10)
     assert [c.id for c in first] == ids[:1] and [c.id for c in rest] == ids[1:]
     assert await messages.claim(pool, worker.processor_id, 10) == []
     [claimed] = first

@@ -17,7 +17,6 @@ from typing import Any
 import asyncpg
 import jsonschema_rs
 import pytest
-from aiohttp.test_utils import TestClient
 
 from messaging.app import init_app
 from messaging.config import Settings
@@ -26,9 +25,13 @@ from messaging.http.conversations import LIST_BODY_CHARS
 from messaging.http.openapi import document
 from messaging.http.requests import MAX_PAGE_SIZE, parse_sms_webhook
 from messaging.mock.providers import MAX_SCRIPT
-from tests.integration.test_webhooks import EMAIL, MMS, SMS, assert_problem, count
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.integration.test_webhooks import assert_problem, count
+from tests.support.aliases import Client
+from tests.support.metrics import scrape
+from tests.support.payloads import EMAIL_WEBHOOK as EMAIL
+from tests.support.payloads import MMS_WEBHOOK as MMS
+from tests.support.payloads import SMS_WEBHOOK as SMS
+from tests.support.waiting import wait_until
 
 SEND_SMS = {k: v for k, v in SMS.items() if k != "messaging_provider_id"}
 SEND_EMAIL = {k: v for k, v in EMAIL.items() if k != "xillio_id"}
@@ -42,21 +45,6 @@ POSTS = [
 
 async def stored(db: asyncpg.Connection) -> int:
     return await count(db) + int(await db.fetchval("SELECT count(*) FROM messages"))
-
-
-async def metric_lines(client: Client, name: str) -> dict[str, float]:
-    """Every sample of one metric, by its label text."""
-    text = await (await client.get("/metrics")).text()
-    samples = {}
-    for line in text.splitlines():
-        if line.startswith(name + "{"):
-            labels, value = line[len(name) :].rsplit(" ", 1)
-            samples[labels] = float(value)
-    return samples
-
-
-def webhook_count(samples: dict[str, float], outcome: str) -> float:
-    return sum(v for labels, v in samples.items() if f'outcome="{outcome}"' in labels)
 
 
 async def raw_request(client: Client, data: bytes, *, wait: float = 5) -> bytes:
@@ -198,7 +186,7 @@ async def test_of_concurrent_duplicates_exactly_one_is_told_it_created_the_row(
     client: Client, db: asyncpg.Connection, path: str, payloads: list[dict[str, Any]]
 ) -> None:
     copies = 40
-    before = await metric_lines(client, "messaging_webhooks_total")
+    before = await scrape(client)
     responses = await asyncio.gather(
         *(client.post(path, json=payloads[i % len(payloads)]) for i in range(copies))
     )
@@ -208,9 +196,10 @@ async def test_of_concurrent_duplicates_exactly_one_is_told_it_created_the_row(
     assert len(created) == len(payloads)
     assert len({b["id"] for b in created}) == len(payloads)
     assert await count(db) == len(payloads)
-    after = await metric_lines(client, "messaging_webhooks_total")
-    accepted = webhook_count(after, "accepted") - webhook_count(before, "accepted")
-    duplicate = webhook_count(after, "duplicate") - webhook_count(before, "duplicate")
+    after = await scrape(client)
+    name = "messaging_webhooks_total"
+    accepted = after.total(name, outcome="accepted") - before.total(name, outcome="accepted")
+    duplicate = after.total(name, outcome="duplicate") - before.total(name, outcome="duplicate")
     assert (accepted, duplicate) == (len(payloads), copies - len(payloads))
 
 
@@ -287,21 +276,14 @@ async def test_a_client_that_hangs_up_mid_body_is_no_server_error(
     channel = "email" if path.endswith("email") else "sms"
     name = "messaging_webhooks_total" if "webhooks" in path else "messaging_send_requests_total"
 
-    async def aborted() -> float:
-        samples = await metric_lines(client, name)
-        return sum(
-            v
-            for k, v in samples.items()
-            if f'channel="{channel}"' in k and 'outcome="aborted"' in k
-        )
+    async def aborted() -> bool:
+        samples = await scrape(client)
+        return samples.total(name, channel=channel, outcome="aborted") == 1
 
-    for _ in range(100):
-        if await aborted() == 1:
-            break
-        await asyncio.sleep(0.02)
-    samples = await metric_lines(client, name)
-    assert webhook_count(samples, "aborted") == 1, samples
-    assert webhook_count(samples, "error") == 0, samples
+    await wait_until(aborted, within=2)
+    samples = await scrape(client)
+    assert samples.total(name, outcome="aborted") == 1, samples.matching(name)
+    assert samples.total(name, outcome="error") == 0, samples.matching(name)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert await stored(db) == 0
 
@@ -332,6 +314,7 @@ async def test_a_body_that_trickles_is_cut_with_408(
     assert await stored(db) == 0
 
 
+@pytest.mark.slow  # the server lingers LINGER_S before it closes
 async def test_after_a_408_the_connection_is_closed_soon(strict_client: Client) -> None:
     assert strict_client.server.host is not None and strict_client.server.port is not None
     reader, writer = await asyncio.open_connection(

@@ -4,19 +4,30 @@ reconnection after the connection is killed, and after it dies silently."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import asyncpg
+import pytest
 
 from messaging.metrics import Metrics
 from messaging.worker.listener import Listener
-from messaging.worker.runner import Worker
-from tests.helpers import FreezableProxy, insert_sms, listener_backends, status_counts, wait_until
 from tests.pg import Server
+from tests.support.aliases import MakeWorker
+from tests.support.arrange import insert_sms
+from tests.support.checks import listener_backends, status_counts
+from tests.support.metrics import read
+from tests.support.proxy import FreezableProxy
+from tests.support.waiting import wait_until
 
-MakeWorker = Callable[..., Awaitable[Worker]]
+RECONNECTS = "messaging_listener_reconnects_total"
+
+
+def actions(caplog: pytest.LogCaptureFixture, action: str) -> list[logging.LogRecord]:
+    """The listener's log records of one action."""
+    return [r for r in caplog.records if getattr(r, "action", None) == action]
 
 
 class Recorder:
@@ -31,7 +42,7 @@ class Recorder:
 async def running(listener: Listener) -> AsyncIterator[Listener]:
     listener.start()
     try:
-        await wait_until(lambda: asyncio.sleep(0, listener.connected), within=5)
+        await wait_until(lambda: listener.connected, within=5)
         yield listener
     finally:
         await listener.close()
@@ -47,13 +58,15 @@ async def test_notifications_reach_only_their_channels_subscribers(
     listener.subscribe("inbound_events", also_inbound)
     async with running(listener):
         # Every subscriber is called once on connection: look for missed work.
-        await wait_until(lambda: asyncio.sleep(0, outbound.payloads), within=2)
+        await wait_until(lambda: outbound.payloads, within=2)
         assert inbound.payloads == outbound.payloads == also_inbound.payloads == [""]
         await db.execute("SELECT pg_notify('outbound_messages', 'hello')")
-        await wait_until(lambda: asyncio.sleep(0, len(outbound.payloads) == 2), within=2)
-        await asyncio.sleep(0.05)
+        # Notifications arrive in commit order: had 'hello' reached the inbound
+        # subscribers, it would be there before this marker.
+        await db.execute("SELECT pg_notify('inbound_events', 'marker')")
+        await wait_until(lambda: len(also_inbound.payloads) == 2, within=2)
         assert outbound.payloads == ["", "hello"]
-        assert inbound.payloads == also_inbound.payloads == [""]
+        assert inbound.payloads == also_inbound.payloads == ["", "marker"]
 
 
 async def test_a_failing_subscriber_does_not_stop_the_others(
@@ -68,7 +81,7 @@ async def test_a_failing_subscriber_does_not_stop_the_others(
     listener.subscribe("inbound_events", recorder)
     async with running(listener):
         await db.execute("SELECT pg_notify('inbound_events', 'x')")
-        await wait_until(lambda: asyncio.sleep(0, "x" in recorder.payloads), within=2)
+        await wait_until(lambda: "x" in recorder.payloads, within=2)
         assert listener.connected
 
 
@@ -88,18 +101,19 @@ async def test_reconnects_after_the_backend_is_terminated(
             return backends if backends and backends != [first] else []
 
         await wait_until(new_backend, within=5)
-        await wait_until(lambda: asyncio.sleep(0, listener.connected), within=5)
+        await wait_until(lambda: listener.connected, within=5)
         assert recorder.payloads == ["", ""]  # called again after reconnecting
-        assert metrics.listener_reconnects.get({}) == 1
+        assert read(metrics).value(RECONNECTS) == 1
         ok, details = await listener.readiness()
         assert ok and details["reconnects"] == 1
         await db.execute("SELECT pg_notify('inbound_events', 'after')")
-        await wait_until(lambda: asyncio.sleep(0, "after" in recorder.payloads), within=2)
+        await wait_until(lambda: "after" in recorder.payloads, within=2)
 
 
 async def test_a_connection_that_dies_silently_fails_its_self_check(
-    database_url: str, pg_server: Server, db: asyncpg.Connection
+    database_url: str, pg_server: Server, db: asyncpg.Connection, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG, logger="messaging.worker.listener")
     proxy = FreezableProxy(pg_server.host, pg_server.port)
     port = await proxy.start()
     dbname = urlsplit(database_url).path.lstrip("/")
@@ -110,23 +124,24 @@ async def test_a_connection_that_dies_silently_fails_its_self_check(
     listener.subscribe("inbound_events", recorder)
     try:
         async with running(listener):
-            await asyncio.sleep(0.5)  # a few self-checks pass
-            assert not metrics.listener_reconnects.values  # no reconnect yet
+            # A few self-checks pass, and cause no reconnect.
+            await wait_until(lambda: len(actions(caplog, "listener_check")) >= 3, within=5)
+            assert read(metrics).total(RECONNECTS) == 0
+            assert actions(caplog, "listener_check_failed") == []
             proxy.freeze()  # the connection stays open but nothing gets through
-            await wait_until(
-                lambda: asyncio.sleep(0, bool(metrics.listener_reconnects.values)), within=5
-            )
+            await wait_until(lambda: read(metrics).total(RECONNECTS) == 1, within=5)
+            assert len(actions(caplog, "listener_check_failed")) == 1
             assert proxy.connections == 2
             await db.execute("SELECT pg_notify('inbound_events', 'through the new connection')")
-            await wait_until(
-                lambda: asyncio.sleep(0, "through the new connection" in recorder.payloads),
-                within=2,
-            )
+            await wait_until(lambda: "through the new connection" in recorder.payloads, within=2)
     finally:
         await proxy.close()
 
 
-async def test_an_unreachable_database_is_retried_and_reported(database_url: str) -> None:
+async def test_an_unreachable_database_is_retried_and_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="messaging.worker.listener")
     listener = Listener(
         "postgresql://postgres@127.0.0.1:9/none",
         Metrics(),
@@ -134,11 +149,18 @@ async def test_an_unreachable_database_is_retried_and_reported(database_url: str
         reconnect_cap_s=0.05,
     )
     listener.start()
-    await asyncio.sleep(0.3)
-    ok, details = await listener.readiness()
-    assert not ok
-    assert details["connected"] is False and "error" in details
-    await asyncio.wait_for(listener.close(), timeout=2)
+    try:
+        # Tried again after each failure, backing off within the cap.
+        await wait_until(lambda: len(actions(caplog, "listener_connect_failed")) >= 3, within=5)
+        failed = actions(caplog, "listener_connect_failed")
+        assert [r.attempt for r in failed[:3]] == [1, 2, 3]  # type: ignore[attr-defined]
+        assert all(0 < r.retry_in_s <= 0.05 for r in failed)  # type: ignore[attr-defined]
+        ok, details = await listener.readiness()
+        assert not ok
+        assert details["connected"] is False and "error" in details
+        assert details["reconnects"] == 0
+    finally:
+        await asyncio.wait_for(listener.close(), timeout=2)
 
 
 async def test_worker_catches_up_after_losing_its_listener_under_load(

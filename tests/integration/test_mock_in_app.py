@@ -8,17 +8,15 @@ from datetime import UTC, datetime
 
 import aiohttp
 import asyncpg
-from aiohttp.test_utils import TestClient, TestServer
 
 from messaging.app import init_app
 from messaging.config import Settings
 from messaging.http.keys import PROVIDERS
 from messaging.models import OutboundMessage
 from messaging.providers.client import Accepted
-from tests.service import serve_on_own_port
-
-ServerFactory = Callable[..., Awaitable[TestServer]]
-Client = TestClient  # type: ignore[type-arg]
+from tests.support.aliases import Client, ServerFactory
+from tests.support.payloads import EMAIL_WEBHOOK, MMS_WEBHOOK
+from tests.support.service import serve_on_own_port
 
 
 async def test_the_service_sends_through_its_own_mock(
@@ -43,25 +41,15 @@ async def test_the_mock_plays_a_provider_calling_our_webhooks(
 ) -> None:
     server = await serve_on_own_port(aiohttp_server, settings)
     async with aiohttp.ClientSession() as session:
+        # The mock gives the provider's id and the timestamp itself.
         sms = {
-            "from": "+18045551234",
-            "to": "+12016661234",
-            "type": "mms",
-            "body": "This is an incoming MMS message",
-            "attachments": ["https://example.com/received-image.jpg"],
+            k: v for k, v in MMS_WEBHOOK.items() if k not in ("messaging_provider_id", "timestamp")
         }
         async with session.post(server.make_url("/mock/sms/inbound"), json=sms) as response:
             assert response.status == 200
             played = await response.json()
         assert played["webhook"]["status"] == 202, played
-        email = {
-            "from": "contact@gmail.com",
-            "to": "user@usehatchapp.com",
-            "xillio_id": "message-3",
-            "body": "<html><body>Hi</body></html>",
-            "attachments": None,
-            "timestamp": "2024-11-01T14:00:00Z",
-        }
+        email = {**EMAIL_WEBHOOK, "body": "<html><body>Hi</body></html>", "attachments": None}
         async with session.post(server.make_url("/mock/email/inbound"), json=email) as response:
             assert (await response.json())["webhook"]["status"] == 202
         bad = {"from": "+18045551234", "to": "nobody", "body": "x"}

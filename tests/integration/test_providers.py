@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,13 +17,12 @@ from messaging.errors import ProviderRejected, ProviderRetryLater
 from messaging.metrics import Metrics
 from messaging.models import OutboundMessage
 from messaging.providers.client import Accepted, Providers, open_providers
+from tests.support.aliases import ServerFactory
 
 T0 = datetime(2024, 11, 1, 14, tzinfo=UTC)
 SMS = OutboundMessage("sms", "+12016661234", "+18045551234", "Hello", (), T0)
 MMS = OutboundMessage("mms", "+12016661234", "+18045551234", "", ("https://example.com/a.jpg",), T0)
 EMAIL = OutboundMessage("email", "user@usehatchapp.com", "contact@gmail.com", "<b>Hi</b>", (), T0)
-
-ServerFactory = Callable[..., Awaitable[TestServer]]
 
 
 class Mock:

@@ -5,33 +5,24 @@ Delivery is tested in test_delivery.py."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient
 
 from messaging.app import init_app
 from messaging.config import Settings
-from messaging.worker.runner import Worker
-from tests.pg import Server
-from tests.service import EMAIL, MMS, SMS
+from tests.support.aliases import Client, MakeWorker
+from tests.support.metrics import scrape
+from tests.support.outage import DatabaseOutage
+from tests.support.payloads import EMAIL_SEND as EMAIL
+from tests.support.payloads import EMAIL_WEBHOOK, SMS_WEBHOOK
+from tests.support.payloads import MMS_SEND as MMS
+from tests.support.payloads import SMS_SEND as SMS
 
-INBOUND_SMS = {
-    "from": "+18045551234",
-    "to": "+12016661234",
-    "type": "sms",
-    "messaging_provider_id": "message-1",
-    "body": "This is an incoming SMS message",
-    "attachments": None,
-    "timestamp": "2024-11-01T14:01:00Z",
-}
-
-Client = TestClient  # type: ignore[type-arg]
-MakeWorker = Callable[..., Awaitable[Worker]]
+# A minute after the sends.
+INBOUND_SMS = {**SMS_WEBHOOK, "timestamp": "2024-11-01T14:01:00Z"}
 
 
 async def send(
@@ -104,9 +95,9 @@ async def test_sms_and_mms_share_a_conversation_email_has_its_own(
         (
             {**EMAIL, "from": "User@UseHatchApp.com", "to": "Contact <CONTACT@gmail.com>"},
             {
+                **EMAIL_WEBHOOK,
                 "from": "contact@GMAIL.com",
                 "to": "user@usehatchapp.COM",
-                "xillio_id": "message-3",
                 "body": "<p>Hi</p>",
                 "attachments": None,
                 "timestamp": "2024-11-01T14:01:00Z",
@@ -138,7 +129,7 @@ async def test_outbound_and_inbound_between_the_same_two_share_a_conversation(
 
 
 async def test_sends_notify_the_delivery_loops_at_commit_inbound_messages_do_not(
-    client: Client, database_url: str, make_worker: MakeWorker
+    client: Client, database_url: str, db: asyncpg.Connection, make_worker: MakeWorker
 ) -> None:
     worker = await make_worker(start=False)
     listener = await asyncpg.connect(database_url)
@@ -149,7 +140,10 @@ async def test_sends_notify_the_delivery_loops_at_commit_inbound_messages_do_not
         assert await asyncio.wait_for(received.get(), timeout=5) == ""
         assert (await client.post("/api/webhooks/sms", json=INBOUND_SMS)).status == 202
         assert await worker.inbound.drain() == 1
-        await asyncio.sleep(0.2)
+        # Notifications arrive in commit order: had the inbound message's commit
+        # notified, that would come before this marker, committed after it.
+        await db.execute("SELECT pg_notify('outbound_messages', 'marker')")
+        assert await asyncio.wait_for(received.get(), timeout=5) == "marker"
         assert received.empty()
     finally:
         await listener.close()
@@ -177,10 +171,10 @@ async def test_a_repeated_key_and_request_answers_the_same_and_stores_nothing(
     reordered = {**dict(reversed(list(SMS.items()))), "from": "+1 (201) 666-1234"}
     written = {**reordered, "timestamp": "2024-11-01T16:00:00+02:00"}
     assert await send(client, written, key="order-17") == again
-    text = await (await client.get("/metrics")).text()
-    lines = [line for line in text.splitlines() if line.startswith("messaging_send_requests")]
-    assert 'messaging_send_requests_total{channel="sms",outcome="queued"} 3' in lines
-    assert 'messaging_send_requests_total{channel="sms",outcome="replayed"} 2' in lines
+    samples = await scrape(client)
+    name = "messaging_send_requests_total"
+    assert samples.value(name, channel="sms", outcome="queued") == 3
+    assert samples.value(name, channel="sms", outcome="replayed") == 2
 
 
 async def test_the_key_with_another_request_is_422_and_stores_nothing(
@@ -202,8 +196,8 @@ async def test_the_key_with_another_request_is_422_and_stores_nothing(
         ]
     assert len(await messages(db)) == len(others)
     assert await db.fetchval("SELECT count(*) FROM conversations") == 1
-    text = await (await client.get("/metrics")).text()
-    assert 'messaging_send_requests_total{channel="sms",outcome="conflict"} 4' in text
+    samples = await scrape(client)
+    assert samples.value("messaging_send_requests_total", channel="sms", outcome="conflict") == 4
 
 
 async def test_identical_requests_racing_make_one_message(
@@ -286,24 +280,15 @@ async def test_invalid_sends_are_4xx_and_store_nothing(
 
 
 async def test_database_down_is_503_never_202(
-    client: Client, database_url: str, pg_server: Server
+    client: Client, database_outage: DatabaseOutage
 ) -> None:
     assert (await send(client, SMS))["id"] == 1
-    name = urlsplit(database_url).path.lstrip("/")
-    admin = await asyncpg.connect(pg_server.url("postgres"))
-    await admin.execute(f'ALTER DATABASE "{name}" WITH allow_connections false')
-    await admin.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-    )
-    try:
+    async with database_outage:
         response = await client.post(
             "/api/messages/sms", json=SMS, headers={"Idempotency-Key": "o"}
         )
         assert response.status == 503
         assert response.headers["Retry-After"]
-    finally:
-        await admin.execute(f'ALTER DATABASE "{name}" WITH allow_connections true')
-        await admin.close()
     # Nothing was stored: the key is free, and the next send is message 2.
     assert await send(client, SMS, key="o") == {
         "id": 2,

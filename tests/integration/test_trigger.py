@@ -24,11 +24,18 @@ async def listen(database_url: str) -> tuple[asyncpg.Connection, asyncio.Queue[s
     return conn, received
 
 
-async def drain(queue: asyncio.Queue[str], wait: float = 0.3) -> list[str]:
-    await asyncio.sleep(wait)
+async def received_before_marker(database_url: str, queue: asyncio.Queue[str]) -> list[str]:
+    """What the listener received before a marker notified now, from a
+    connection of its own. Notifications arrive in commit order, so whatever
+    was committed before the marker has arrived by the time it does."""
+    marker = await asyncpg.connect(database_url)
+    try:
+        await marker.execute("SELECT pg_notify('inbound_events', 'marker')")
+    finally:
+        await marker.close()
     items = []
-    while not queue.empty():
-        items.append(queue.get_nowait())
+    while (item := await asyncio.wait_for(queue.get(), timeout=5)) != "marker":
+        items.append(item)
     return items
 
 
@@ -46,7 +53,7 @@ async def test_a_multi_row_insert_notifies_once(database_url: str, db: asyncpg.C
     listener, received = await listen(database_url)
     try:
         await db.execute(INSERT_MANY, 500)
-        assert len(await drain(received)) == 1
+        assert await received_before_marker(database_url, received) == [""]
     finally:
         await listener.close()
 
@@ -58,7 +65,7 @@ async def test_a_duplicate_that_inserts_nothing_stays_silent(
     listener, received = await listen(database_url)
     try:
         await db.execute(INSERT_ONE.strip() + " ON CONFLICT DO NOTHING", "dup")
-        assert await drain(received) == []
+        assert await received_before_marker(database_url, received) == []
     finally:
         await listener.close()
 
@@ -68,7 +75,7 @@ async def test_no_notification_before_commit(database_url: str, db: asyncpg.Conn
     try:
         async with db.transaction():
             await db.execute(INSERT_ONE, "tx")
-            assert await drain(received, 0.2) == []
-        assert len(await drain(received)) == 1
+            assert await received_before_marker(database_url, received) == []
+        assert await received_before_marker(database_url, received) == [""]
     finally:
         await listener.close()

@@ -5,44 +5,18 @@ from __future__ import annotations
 import asyncio
 import json
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient
 
 from messaging.app import init_app
 from messaging.config import Settings
-from tests.pg import Server
-
-SMS = {
-    "from": "+18045551234",
-    "to": "+12016661234",
-    "type": "sms",
-    "messaging_provider_id": "message-1",
-    "body": "This is an incoming SMS message",
-    "attachments": None,
-    "timestamp": "2024-11-01T14:00:00Z",
-}
-MMS = {
-    "from": "+18045551234",
-    "to": "+12016661234",
-    "type": "mms",
-    "messaging_provider_id": "message-2",
-    "body": "This is an incoming MMS message",
-    "attachments": ["https://example.com/received-image.jpg"],
-    "timestamp": "2024-11-01T14:00:00Z",
-}
-EMAIL = {
-    "from": "contact@gmail.com",
-    "to": "user@usehatchapp.com",
-    "xillio_id": "message-3",
-    "body": "<html><body>This is an incoming email with <b>HTML</b> content</body></html>",
-    "attachments": ["https://example.com/received-document.pdf"],
-    "timestamp": "2024-11-01T14:00:00Z",
-}
-
-Client = TestClient  # type: ignore[type-arg]
+from tests.support.aliases import Client
+from tests.support.metrics import scrape
+from tests.support.outage import DatabaseOutage
+from tests.support.payloads import EMAIL_WEBHOOK as EMAIL
+from tests.support.payloads import MMS_WEBHOOK as MMS
+from tests.support.payloads import SMS_WEBHOOK as SMS
 
 
 async def count(db: asyncpg.Connection) -> int:
@@ -230,8 +204,7 @@ async def test_five_hundred_concurrent_webhooks_share_commits(
     assert {r.status for r in responses} == {202}
     assert len({(await r.json())["id"] for r in responses}) == 500
     assert await count(db) == 500
-    metrics = await (await client.get("/metrics")).text()
-    commits = _metric(metrics, "messaging_ingest_commits_total")
+    commits = (await scrape(client)).value("messaging_ingest_commits_total")
     assert 0 < commits < 500
 
 
@@ -246,8 +219,7 @@ async def test_without_group_commit_each_request_commits_alone(
         )
     )
     assert {r.status for r in responses} == {202}
-    metrics = await (await client.get("/metrics")).text()
-    assert _metric(metrics, "messaging_ingest_commits_total") == 50
+    assert (await scrape(client)).value("messaging_ingest_commits_total") == 50
 
 
 async def test_one_bad_row_fails_only_its_own_request(
@@ -278,17 +250,10 @@ async def test_data_survives_an_app_restart(aiohttp_client: Any, settings: Setti
 
 
 async def test_database_down_is_503_never_202(
-    client: Client, db: asyncpg.Connection, database_url: str, pg_server: Server
+    client: Client, database_url: str, database_outage: DatabaseOutage
 ) -> None:
     assert (await client.post("/api/webhooks/sms", json=SMS)).status == 202
-    name = urlsplit(database_url).path.lstrip("/")
-    admin = await asyncpg.connect(pg_server.url("postgres"))
-    # The outage: no new connections to the database, and every open one killed.
-    await admin.execute(f'ALTER DATABASE "{name}" WITH allow_connections false')
-    await admin.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-    )
-    try:
+    async with database_outage:
         response = await client.post(
             "/api/webhooks/sms", json={**SMS, "messaging_provider_id": "during-outage"}
         )
@@ -296,9 +261,6 @@ async def test_database_down_is_503_never_202(
         assert response.headers["Retry-After"]
         assert (await client.get("/readyz")).status == 503
         assert (await client.get("/healthz")).status == 200
-    finally:
-        await admin.execute(f'ALTER DATABASE "{name}" WITH allow_connections true')
-        await admin.close()
     db = await asyncpg.connect(database_url)
     assert await count(db) == 1
     await db.close()
@@ -312,10 +274,3 @@ async def test_unreachable_database_from_the_start_is_503(aiohttp_client: Any) -
     settings = Settings(database_url="postgresql://postgres@127.0.0.1:9/none", log_format="text")
     client = await aiohttp_client(init_app(settings))
     await assert_problem(await client.post("/api/webhooks/sms", json=SMS), 503)
-
-
-def _metric(text: str, name: str) -> float:
-    for line in text.splitlines():
-        if line.startswith(name):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} not in metrics")

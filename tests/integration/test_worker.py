@@ -4,23 +4,25 @@ processing, failures, retries, dead letters, replay, shutdown."""
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 import asyncpg
 import pytest
-from aiohttp.test_utils import TestClient
 
 from messaging.app import init_app
 from messaging.config import Settings
+from messaging.metrics import Metrics
 from messaging.store import inbound_events
 from messaging.store.queries import query
-from messaging.worker.runner import Worker
-from tests.helpers import assert_consistent, insert_sms, status_counts, wait_until
-
-MakeWorker = Callable[..., Awaitable[Worker]]
+from messaging.worker.listener import Listener
+from tests.support.aliases import Client, MakeWorker
+from tests.support.arrange import insert_sms
+from tests.support.checks import assert_consistent, status_counts
+from tests.support.metrics import read
+from tests.support.observe import count_drains, count_sweeps
+from tests.support.payloads import EMAIL_WEBHOOK, MMS_WEBHOOK, SMS_WEBHOOK
+from tests.support.waiting import wait_until
 
 POISON = "ALTER TABLE messages ADD CONSTRAINT test_poison CHECK (body NOT LIKE 'poison%')"
 
@@ -37,14 +39,6 @@ async def event_row(db: asyncpg.Connection, event_id: int) -> asyncpg.Record:
     )
     assert row is not None
     return row
-
-
-def metric(worker: Worker, name: str) -> float:
-    registry = worker.inbound._metrics.registry
-    for collector in registry.get_all():
-        if collector.name == name:
-            return float(sum(collector.values.values())) if collector.values else 0.0
-    raise AssertionError(name)
 
 
 # -- the happy path -------------------------------------------------------------
@@ -70,11 +64,12 @@ async def test_a_batch_becomes_messages_and_conversations(
 async def test_claims_again_while_batches_come_back_full(
     make_worker: MakeWorker, db: asyncpg.Connection
 ) -> None:
-    worker = await make_worker(start=False, batch_size=7)
+    metrics = Metrics()
+    worker = await make_worker(start=False, batch_size=7, metrics=metrics)
     await insert_sms(db, 30)
     assert await worker.inbound.drain() == 30
     assert await status_counts(db) == {"processed": 30}
-    assert metric(worker, "messaging_events_claimed_total") == 30
+    assert read(metrics).value("messaging_events_claimed_total") == 30
 
 
 async def test_batches_in_flight_share_a_backlog_exactly_once(
@@ -82,11 +77,12 @@ async def test_batches_in_flight_share_a_backlog_exactly_once(
 ) -> None:
     # Full batches start more claim loops; short ones stop them. Every event is
     # claimed once and becomes one message, whatever the loops' interleaving.
-    worker = await make_worker(start=False, batch_size=7, batches_in_flight=3)
+    metrics = Metrics()
+    worker = await make_worker(start=False, batch_size=7, batches_in_flight=3, metrics=metrics)
     await insert_sms(db, 100, pairs=4)
     assert await worker.inbound.drain() == 100
     assert await status_counts(db) == {"processed": 100}
-    assert metric(worker, "messaging_events_claimed_total") == 100
+    assert read(metrics).value("messaging_events_claimed_total") == 100
     assert await message_count(db) == 100
     await assert_consistent(db)
 
@@ -94,19 +90,30 @@ async def test_batches_in_flight_share_a_backlog_exactly_once(
 async def test_one_batch_in_flight_claims_batch_after_batch(
     make_worker: MakeWorker, db: asyncpg.Connection
 ) -> None:
-    worker = await make_worker(start=False, batch_size=7, batches_in_flight=1)
+    metrics = Metrics()
+    worker = await make_worker(start=False, batch_size=7, batches_in_flight=1, metrics=metrics)
     await insert_sms(db, 30)
     assert await worker.inbound.drain() == 30
     assert await status_counts(db) == {"processed": 30}
+    # One loop, batch after batch: four full ones, then the short one that stops it.
+    samples = read(metrics)
+    assert samples.value("messaging_worker_batch_size_count") == 5
+    assert samples.value("messaging_worker_batch_size_sum") == 30
+    buckets = {
+        le: samples.value("messaging_worker_batch_size_bucket", le=le) for le in ("2.0", "5.0")
+    }
+    assert buckets == {"2.0": 1, "5.0": 1}  # cumulative: one short batch, the rest of 7
     await assert_consistent(db)
 
 
-async def test_claim_stamps_the_processor(make_worker: MakeWorker, db: asyncpg.Connection) -> None:
+async def test_claim_stamps_the_processor(
+    make_worker: MakeWorker, db: asyncpg.Connection, pool: asyncpg.Pool
+) -> None:
     worker = await make_worker(start=False)
     other = await make_worker(start=False)
     assert worker.processor_id != other.processor_id
     [event_id] = await insert_sms(db, 1)
-    [claimed] = await inbound_events.claim(worker.inbound._pool, worker.processor_id, 10)
+    [claimed] = await inbound_events.claim(pool, worker.processor_id, 10)
     row = await event_row(db, event_id)
     assert (claimed.id, row["status"], row["processor_id"]) == (
         event_id,
@@ -116,7 +123,7 @@ async def test_claim_stamps_the_processor(make_worker: MakeWorker, db: asyncpg.C
     assert (row["attempt_count"], claimed.attempt_count) == (1, 1)
     assert row["claimed_at"] is not None
     # Claimed rows are not claimable by another worker.
-    assert await inbound_events.claim(other.inbound._pool, other.processor_id, 10) == []
+    assert await inbound_events.claim(pool, other.processor_id, 10) == []
 
 
 async def test_later_messages_move_last_activity_earlier_ones_do_not(
@@ -156,22 +163,16 @@ async def test_the_claim_uses_the_due_index(db: asyncpg.Connection) -> None:
 async def test_duplicate_webhooks_give_one_message(
     aiohttp_client: Any, settings: Settings, db: asyncpg.Connection
 ) -> None:
-    client: TestClient = await aiohttp_client(init_app(settings, worker=True))  # type: ignore[type-arg]
-    sms = {
-        "from": "+18045551234",
-        "to": "+12016661234",
-        "type": "sms",
-        "messaging_provider_id": "dup-1",
-        "body": "once",
-        "attachments": None,
-        "timestamp": "2024-11-01T14:00:00Z",
-    }
+    client: Client = await aiohttp_client(init_app(settings, worker=True))
+    sms = {**SMS_WEBHOOK, "messaging_provider_id": "dup-1", "body": "once"}
     for _ in range(5):
         assert (await client.post("/api/webhooks/sms", json=sms)).status == 202
     await asyncio.gather(*(client.post("/api/webhooks/sms", json=sms) for _ in range(20)))
-    await wait_until(lambda: status_counts(db), within=5)
-    await wait_until(lambda: message_count(db), within=5)
-    await asyncio.sleep(0.2)
+    assert await db.fetchval("SELECT count(*) FROM inbound_events") == 1
+    # Once the one event is processed there is nothing left to make a message of.
+    await wait_until(
+        lambda: db.fetchval("SELECT status = 'processed' FROM inbound_events"), within=5
+    )
     assert await message_count(db) == 1
     assert await db.fetchval("SELECT message_count FROM conversations WHERE id = 1") == 1
 
@@ -203,8 +204,9 @@ async def test_a_failing_event_walks_error_attempts_dead_letter_and_replays_once
     make_worker: MakeWorker, db: asyncpg.Connection
 ) -> None:
     await db.execute(POISON)
+    metrics = Metrics()
     worker = await make_worker(
-        start=False, max_retries=3, backoff_base_ms=60_000, backoff_cap_ms=600_000
+        start=False, max_retries=3, backoff_base_ms=60_000, backoff_cap_ms=600_000, metrics=metrics
     )
     good = await insert_sms(db, 9, prefix="good-")
     [bad] = await insert_sms(db, 1, prefix="bad-", body="poison ")
@@ -236,8 +238,9 @@ async def test_a_failing_event_walks_error_attempts_dead_letter_and_replays_once
     # A dead letter is never claimed again, due or not.
     await db.execute("UPDATE inbound_events SET next_attempt_at = now() WHERE id = $1", bad)
     assert await worker.inbound.drain() == 0
-    assert metric(worker, "messaging_events_errored_total") == 3
-    assert metric(worker, "messaging_events_dead_lettered_total") == 1
+    samples = read(metrics)
+    assert samples.value("messaging_events_errored_total") == 3
+    assert samples.value("messaging_events_dead_lettered_total") == 1
     assert [e.id for e in await inbound_events.list_events(db, "dead_letter", 10)] == [bad]
 
     # Fixed, then replayed: exactly one message, attempts reset.
@@ -325,7 +328,13 @@ async def test_an_idle_connection_killed_between_batches_costs_no_attempt(
         """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
            WHERE datname = current_database() AND application_name = 'messaging'"""
     )
-    await asyncio.sleep(0.1)
+    await wait_until(
+        lambda: db.fetchval(
+            """SELECT NOT EXISTS (SELECT 1 FROM pg_stat_activity
+               WHERE datname = current_database() AND application_name = 'messaging')"""
+        ),
+        within=5,
+    )
     [event_id] = await insert_sms(db, 1, prefix="after-")
     while (await event_row(db, event_id))["status"] != "processed":
         await worker.inbound.drain()
@@ -333,19 +342,16 @@ async def test_an_idle_connection_killed_between_batches_costs_no_attempt(
 
 
 async def test_released_claims_cost_no_attempt(
-    make_worker: MakeWorker, db: asyncpg.Connection
+    make_worker: MakeWorker, db: asyncpg.Connection, pool: asyncpg.Pool
 ) -> None:
     worker = await make_worker(start=False)
     [first, retried] = await insert_sms(db, 2)
     await db.execute(
         "UPDATE inbound_events SET attempt_count = 2, status = 'error' WHERE id = $1", retried
     )
-    claimed = await inbound_events.claim(worker.inbound._pool, worker.processor_id, 10)
+    claimed = await inbound_events.claim(pool, worker.processor_id, 10)
     assert (
-        await inbound_events.release_claims(
-            worker.inbound._pool, [c.id for c in claimed], worker.processor_id
-        )
-        == 2
+        await inbound_events.release_claims(pool, [c.id for c in claimed], worker.processor_id) == 2
     )
     rows = await db.fetch(
         "SELECT id, status, attempt_count, processor_id FROM inbound_events ORDER BY id"
@@ -359,7 +365,8 @@ async def test_released_claims_cost_no_attempt(
 async def test_stale_claims_at_the_boundaries(
     make_worker: MakeWorker, db: asyncpg.Connection
 ) -> None:
-    worker = await make_worker(start=False, claim_timeout_secs=10.0, max_retries=3)
+    metrics = Metrics()
+    worker = await make_worker(start=False, claim_timeout_secs=10.0, max_retries=3, metrics=metrics)
     inside, beyond, last, done, waiting = await insert_sms(db, 5)
 
     async def claim(event_id: int, age_s: float, attempts: int, status: str = "processing") -> None:
@@ -396,7 +403,7 @@ async def test_stale_claims_at_the_boundaries(
     assert after[last]["status"] == "dead_letter"
     assert "timed out" in after[last]["last_error"]
     assert (result.events.retried, result.events.gave_up) == (1, 1)
-    assert metric(worker, "messaging_events_stale_claims_total") == 2
+    assert read(metrics).value("messaging_events_stale_claims_total") == 2
 
     # Once its retry is due, the returned event is processed normally.
     await db.execute("UPDATE inbound_events SET next_attempt_at = now() WHERE id = $1", beyond)
@@ -408,65 +415,84 @@ async def test_stale_claims_at_the_boundaries(
 async def test_the_sweep_refreshes_the_gauges(
     make_worker: MakeWorker, db: asyncpg.Connection
 ) -> None:
-    worker = await make_worker(start=False)
+    metrics = Metrics()
+    worker = await make_worker(start=False, metrics=metrics)
     await insert_sms(db, 12)
     await db.execute(
         "UPDATE inbound_events SET next_attempt_at = now() + interval '1 hour' WHERE id % 4 = 0"
     )
     result = await worker.sweeper.sweep_once()
     assert result.events.due == 9
-    assert metric(worker, "messaging_events_queued") == 9
-    assert metric(worker, "messaging_pg_notification_queue_usage") == 0
+    samples = read(metrics)
+    assert samples.value("messaging_events_queued") == 9
+    assert samples.value("messaging_pg_notification_queue_usage") == 0
 
 
 # -- waking up: NOTIFY, the sweep ------------------------------------------------
 
 
+async def processed(db: asyncpg.Connection, event_id: int) -> bool:
+    return bool(
+        await db.fetchval("SELECT status = 'processed' FROM inbound_events WHERE id = $1", event_id)
+    )
+
+
 async def test_the_notification_alone_wakes_the_worker(
     make_worker: MakeWorker, db: asyncpg.Connection
 ) -> None:
-    worker = await make_worker(sweep_interval_ms=60_000)
-    assert worker.listener is not None
-    await wait_until(
-        lambda: asyncio.sleep(0, worker.listener and worker.listener.connected), within=5
-    )
-    await asyncio.sleep(0.1)  # let the start-up claim finish
-    started = time.monotonic()
+    worker = await make_worker(start=False, sweep_interval_ms=60_000)
+    sweeps = count_sweeps(worker)
+    await worker.start()
+    listener = worker.listener
+    assert listener is not None
+    # Start-up behind us: the first sweep done, the listener connected (which
+    # wakes the loop once), and a first event processed.
+    await wait_until(lambda: sweeps and listener.connected, within=5)
+    [first] = await insert_sms(db, 1, prefix="first-")
+    await wait_until(lambda: processed(db, first), within=5)
     [event_id] = await insert_sms(db, 1)
-    await wait_until(
-        lambda: db.fetchval(
-            "SELECT status = 'processed' FROM inbound_events WHERE id = $1", event_id
-        ),
-        within=5,
-        interval=0.005,
-    )
-    elapsed = time.monotonic() - started
-    assert elapsed < 0.5, f"took {elapsed:.3f} s"
+    # Well within the 60 s sweep, and no sweep ran: the notification woke it.
+    await wait_until(lambda: processed(db, event_id), within=5, interval=0.005)
+    assert len(sweeps) == 1
 
 
 async def test_with_listen_off_the_sweep_alone_finds_events(
     make_worker: MakeWorker, db: asyncpg.Connection
 ) -> None:
-    await make_worker(listen=False, sweep_interval_ms=100)
-    await asyncio.sleep(0.2)
+    worker = await make_worker(start=False, listen=False, sweep_interval_ms=100)
+    sweeps = count_sweeps(worker)
+    await worker.start()
+    await wait_until(lambda: sweeps, within=5)
     [event_id] = await insert_sms(db, 1)
-    await wait_until(
-        lambda: db.fetchval(
-            "SELECT status = 'processed' FROM inbound_events WHERE id = $1", event_id
-        ),
-        within=3,
-    )
+    await wait_until(lambda: processed(db, event_id), within=3)
+    # It was a sweep that found it: one ran after the insert and saw it due.
+    await wait_until(lambda: any(result.due for result in sweeps), within=3)
 
 
 async def test_with_listen_off_nothing_else_wakes_the_worker(
-    make_worker: MakeWorker, db: asyncpg.Connection
+    make_worker: MakeWorker, db: asyncpg.Connection, database_url: str
 ) -> None:
     # The control for the two tests above: no listener, no sweep due, no work.
-    worker = await make_worker(listen=False, sweep_interval_ms=60_000)
+    worker = await make_worker(start=False, listen=False, sweep_interval_ms=60_000)
     assert worker.listener is None
-    await asyncio.sleep(0.2)
-    await insert_sms(db, 1)
-    await asyncio.sleep(0.5)
+    sweeps, drains = count_sweeps(worker), count_drains(worker)
+    await worker.start()
+    # Start-up behind us: the first sweep and the first claim done.
+    await wait_until(lambda: sweeps and drains == [0], within=5)
+    # A listener of our own, in the worker's event loop, hears the insert's
+    # notification: a listening worker would have been woken with it.
+    heard: list[str] = []
+    witness = Listener(database_url, Metrics())
+    witness.subscribe("inbound_events", heard.append)
+    witness.start()
+    try:
+        await wait_until(lambda: heard == [""], within=5)  # the call on connecting
+        await insert_sms(db, 1)
+        await wait_until(lambda: heard == ["", ""], within=5)
+        await db.execute("SELECT 1")  # and the loop goes round a few more times
+    finally:
+        await witness.close()
+    assert (len(sweeps), len(drains)) == (1, 1)  # never woken again
     assert await status_counts(db) == {"received": 1}
 
 
@@ -500,16 +526,12 @@ async def test_stop_finishes_the_batch_in_hand_and_claims_no_more(
 async def test_serve_processes_the_api_webhooks_and_reports_the_listener(
     aiohttp_client: Any, settings: Settings, db: asyncpg.Connection
 ) -> None:
-    client: TestClient = await aiohttp_client(init_app(settings, worker=True))  # type: ignore[type-arg]
-    base = {"attachments": None, "timestamp": "2024-11-01T14:00:00Z"}
+    client: Client = await aiohttp_client(init_app(settings, worker=True))
     sends = [
-        ("/api/webhooks/sms", {**base, "from": "+18045551234", "to": "+12016661234", "type": "sms",
-                               "messaging_provider_id": "message-1", "body": "Hi"}),
-        ("/api/webhooks/sms", {**base, "from": "+18045551234", "to": "+12016661234", "type": "mms",
-                               "messaging_provider_id": "message-2", "body": "MMS",
-                               "attachments": ["https://example.com/received-image.jpg"]}),
-        ("/api/webhooks/email", {**base, "from": "contact@gmail.com", "to": "user@usehatchapp.com",
-                                 "xillio_id": "message-3", "body": "<html><body>Hi</body></html>"}),
+        ("/api/webhooks/sms", {**SMS_WEBHOOK, "body": "Hi"}),
+        ("/api/webhooks/sms", {**MMS_WEBHOOK, "body": "MMS"}),
+        ("/api/webhooks/email",
+         {**EMAIL_WEBHOOK, "body": "<html><body>Hi</body></html>", "attachments": None}),
     ]  # fmt: skip
     for path, body in sends:
         assert (await client.post(path, json=body)).status == 202
@@ -535,13 +557,14 @@ async def test_readyz_without_listen_reports_it_disabled(
 async def test_the_received_to_processed_latency_is_measured(
     make_worker: MakeWorker, db: asyncpg.Connection
 ) -> None:
-    worker = await make_worker(start=False)
+    metrics = Metrics()
+    worker = await make_worker(start=False, metrics=metrics)
     await insert_sms(db, 3)
     await db.execute("UPDATE inbound_events SET received_at = now() - interval '2 seconds'")
     await worker.inbound.drain()
-    histogram = worker.inbound._metrics.processing_latency.get({})
-    assert histogram["count"] == 3
-    assert 6 <= histogram["sum"] < 9
+    samples = read(metrics)
+    assert samples.value("messaging_event_latency_seconds_count") == 3
+    assert 6 <= samples.value("messaging_event_latency_seconds_sum") < 9
     rows = await db.fetch("SELECT processed_at - received_at AS lat FROM inbound_events")
     assert all(timedelta(seconds=2) <= r["lat"] < timedelta(seconds=3) for r in rows)
 

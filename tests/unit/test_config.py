@@ -53,7 +53,11 @@ def test_bad_value_names_the_variable(name: str, value: str) -> None:
         Settings.from_env({name: value})
 
 
-def test_settings_are_frozen() -> None:
-    settings = Settings()
-    with pytest.raises(AttributeError):
-        settings.port = 1  # type: ignore[misc]
+def test_replace_changes_a_copy_and_leaves_the_original() -> None:
+    # What the tests' fixtures lean on: a worker's settings.replace(...) must not
+    # change the settings the test (and its other workers) were given.
+    settings = Settings.from_env({"MESSAGING_BATCH_SIZE": "50"})
+    changed = settings.replace(batch_size=7, listen=False)
+    assert (changed.batch_size, changed.listen) == (7, False)
+    assert (settings.batch_size, settings.listen) == (50, True)
+    assert changed.replace(batch_size=50, listen=True) == settings

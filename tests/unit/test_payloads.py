@@ -12,24 +12,10 @@ from messaging.http.requests import (
     parse_sms_webhook,
 )
 from messaging.timestamps import format_timestamp, parse_timestamp
+from tests.support.payloads import EMAIL_WEBHOOK as EMAIL
+from tests.support.payloads import SMS_WEBHOOK
 
-SMS = {
-    "from": "+18045551234",
-    "to": "+12016661234",
-    "type": "sms",
-    "messaging_provider_id": "message-1",
-    "body": "text message",
-    "attachments": None,
-    "timestamp": "2024-11-01T14:00:00Z",
-}
-EMAIL = {
-    "from": "contact@gmail.com",
-    "to": "user@usehatchapp.com",
-    "xillio_id": "message-3",
-    "body": "<html><body>This is an incoming email with <b>HTML</b> content</body></html>",
-    "attachments": ["https://example.com/received-document.pdf"],
-    "timestamp": "2024-11-01T14:00:00Z",
-}
+SMS = {**SMS_WEBHOOK, "body": "text message"}
 
 
 def fields(exc: pytest.ExceptionInfo[InvalidRequest]) -> set[str]:

@@ -13,23 +13,10 @@ from messaging.http.requests import (
     parse_sms_send,
 )
 from messaging.outbox import request_hash
+from tests.support.payloads import EMAIL_SEND as EMAIL
+from tests.support.payloads import SMS_SEND as SMS
 
-SMS = {
-    "from": "+12016661234",
-    "to": "+18045551234",
-    "type": "sms",
-    "body": "Hello! This is a test SMS message.",
-    "attachments": None,
-    "timestamp": "2024-11-01T14:00:00Z",
-}
 MMS = {**SMS, "type": "mms", "attachments": ["https://example.com/image.jpg"]}
-EMAIL = {
-    "from": "user@usehatchapp.com",
-    "to": "contact@gmail.com",
-    "body": "Hello! This is a test email message with <b>HTML</b> formatting.",
-    "attachments": ["https://example.com/document.pdf"],
-    "timestamp": "2024-11-01T14:00:00Z",
-}
 T0 = datetime(2024, 11, 1, 14, tzinfo=UTC)
 
 

@@ -5,7 +5,6 @@ mock's webhooks reach it. A test drives it over HTTP and looks at the database."
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -14,32 +13,11 @@ from aiohttp.test_utils import TestServer, unused_port
 
 from messaging.app import init_app
 from messaging.config import Settings
-from tests.helpers import wait_until
-
-ServerFactory = Callable[..., Awaitable[TestServer]]
-
-# The sends of api.md.
-SMS = {
-    "from": "+12016661234",
-    "to": "+18045551234",
-    "type": "sms",
-    "body": "Hello! This is a test SMS message.",
-    "attachments": None,
-    "timestamp": "2024-11-01T14:00:00Z",
-}
-MMS = {
-    **SMS,
-    "type": "mms",
-    "body": "Hello! This is a test MMS message with attachment.",
-    "attachments": ["https://example.com/image.jpg"],
-}
-EMAIL = {
-    "from": "user@usehatchapp.com",
-    "to": "contact@gmail.com",
-    "body": "Hello! This is a test email message with <b>HTML</b> formatting.",
-    "attachments": ["https://example.com/document.pdf"],
-    "timestamp": "2024-11-01T14:00:00Z",
-}
+from messaging.http.keys import WORKER
+from messaging.worker.runner import Worker
+from tests.support.aliases import ServerFactory
+from tests.support.metrics import Samples, parse
+from tests.support.waiting import wait_until
 
 
 def own_port_settings(settings: Settings, port: int) -> Settings:
@@ -121,11 +99,13 @@ class Service:
         row: asyncpg.Record = await wait_until(reached, within=within, interval=0.01)
         return row
 
-    async def metric(self, line_start: str) -> float:
-        """The value of the first /metrics line that starts with line_start."""
+    async def metrics(self) -> Samples:
+        """The samples the service serves at /metrics."""
         async with self.session.get(self.url("/metrics")) as response:
-            text = await response.text()
-        for line in text.splitlines():
-            if line.startswith(line_start):
-                return float(line.rsplit(" ", 1)[1])
-        raise AssertionError(f"no metric line starts with {line_start!r}")
+            assert response.status == 200, await response.text()
+            return parse(await response.text())
+
+    @property
+    def worker(self) -> Worker:
+        """The worker the app runs (served with worker=True)."""
+        return self.server.app[WORKER]
