@@ -466,7 +466,7 @@ async def test_with_listen_off_the_sweep_alone_finds_events(
     [event_id] = await insert_sms(db, 1)
     await wait_until(lambda: processed(db, event_id), within=3)
     # It was a sweep that found it: one ran after the insert and saw it due.
-    await wait_until(lambda: any(result.due for result in sweeps), within=3)
+    await wait_until(lambda: any(result.events.due for result in sweeps), within=3)
 
 
 async def test_with_listen_off_nothing_else_wakes_the_worker(
