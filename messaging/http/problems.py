@@ -4,6 +4,7 @@ middleware in middleware.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -69,6 +70,24 @@ def problem(
         content_type="application/problem+json",
         headers=headers,
     )
+
+
+def outcome_of(exc: BaseException) -> str:
+    """The outcome label a request that raised is counted with in the webhook and
+    send metrics: the same reading of the exception as problem_for's."""
+    if isinstance(exc, InvalidRequest | web.HTTPRequestEntityTooLarge):
+        return "invalid"
+    if isinstance(exc, ClientGone | ConnectionResetError | asyncio.CancelledError):
+        # The client hung up: mid-body, or while its request was served where
+        # aiohttp cancels the handler of a lost connection.
+        return "aborted"
+    if isinstance(exc, BodyNotReceived):
+        return "slow_body"
+    if isinstance(exc, IdempotencyKeyReused):
+        return "conflict"
+    if isinstance(exc, DatabaseUnavailable):
+        return "unavailable"
+    return "error"
 
 
 def problem_for(request: web.Request, exc: Exception) -> web.Response:

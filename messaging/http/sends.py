@@ -12,22 +12,15 @@ answers 422.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from messaging.errors import (
-    BodyNotReceived,
-    ClientGone,
-    DatabaseUnavailable,
-    IdempotencyKeyReused,
-    InvalidRequest,
-)
 from messaging.http.body import expect_handler, read_json
 from messaging.http.keys import METRICS, POOL
+from messaging.http.problems import outcome_of
 from messaging.http.requests import parse_email_send, parse_idempotency_key, parse_sms_send
 from messaging.models import OutboundMessage
 from messaging.outbox import queue_send
@@ -54,22 +47,8 @@ async def _send(request: web.Request, channel: str, parse: Parser) -> web.Respon
         message = parse(await read_json(request))
         queued = await queue_send(request.app[POOL], message, key)
         outcome = "queued" if queued.created else "replayed"
-    except (InvalidRequest, web.HTTPRequestEntityTooLarge):
-        outcome = "invalid"
-        raise
-    except (ClientGone, asyncio.CancelledError):
-        # The client hung up: mid-body (ClientGone), or while its request was
-        # served where aiohttp cancels the handler of a lost connection.
-        outcome = "aborted"
-        raise
-    except BodyNotReceived:
-        outcome = "slow_body"
-        raise
-    except IdempotencyKeyReused:
-        outcome = "conflict"
-        raise
-    except DatabaseUnavailable:
-        outcome = "unavailable"
+    except BaseException as exc:
+        outcome = outcome_of(exc)
         raise
     finally:
         request.app[METRICS].send_request(channel, outcome, time.perf_counter() - started)

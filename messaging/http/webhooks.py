@@ -9,21 +9,15 @@ provider id) answers 202 again with the same id and stores nothing new.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from messaging.errors import (
-    BodyNotReceived,
-    ClientGone,
-    DatabaseUnavailable,
-    InvalidRequest,
-)
 from messaging.http.body import expect_handler, read_json
 from messaging.http.keys import EVENT_WRITER, METRICS
+from messaging.http.problems import outcome_of
 from messaging.http.requests import parse_email_webhook, parse_sms_webhook
 from messaging.models import InboundEvent
 
@@ -46,19 +40,8 @@ async def _ingest(request: web.Request, channel: str, parse: Parser) -> web.Resp
         event = parse(await read_json(request))
         stored = await request.app[EVENT_WRITER].store(event)
         outcome = "accepted" if stored.created else "duplicate"
-    except (InvalidRequest, web.HTTPRequestEntityTooLarge):
-        outcome = "invalid"
-        raise
-    except (ClientGone, asyncio.CancelledError):
-        # The client hung up: mid-body (ClientGone), or while its request was
-        # served where aiohttp cancels the handler of a lost connection.
-        outcome = "aborted"
-        raise
-    except BodyNotReceived:
-        outcome = "slow_body"
-        raise
-    except DatabaseUnavailable:
-        outcome = "unavailable"
+    except BaseException as exc:
+        outcome = outcome_of(exc)
         raise
     finally:
         metrics.webhook(channel, outcome, time.perf_counter() - started)

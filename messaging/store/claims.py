@@ -5,10 +5,13 @@ both in these types."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+
+from messaging.store.db import Conn
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +55,26 @@ class StaleClaim:
         return cls(
             row["id"], row["channel"], row["processor_id"], row["attempt_count"], row["claimed_at"]
         )
+
+
+async def select_stale(
+    conn: Conn, statement: str, timeout_s: float, limit: int
+) -> list[StaleClaim]:
+    """Run a queue's select-stale statement ($1 timeout, $2 limit)."""
+    return [StaleClaim.from_row(row) for row in await conn.fetch(statement, timeout_s, limit)]
+
+
+async def record(
+    conn: Conn, statement: str, failures: Sequence[Failure], max_attempts: int
+) -> list[Outcome]:
+    """Run a queue's record-failures statement: one array per Failure field, then
+    the attempts allowed; SQL decides whether each row is out of attempts."""
+    rows = await conn.fetch(
+        statement,
+        [f.id for f in failures],
+        [f.processor_id for f in failures],
+        [f.error for f in failures],
+        [f.delay_s for f in failures],
+        max_attempts,
+    )
+    return [Outcome.from_row(row) for row in rows]

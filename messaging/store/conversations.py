@@ -56,14 +56,9 @@ class ConversationSummary:
     def from_row(cls, row: asyncpg.Record) -> ConversationSummary:
         last = None
         if row["last_id"] is not None:
+            # The last message's columns are its fields' names with last_ before.
             last = LastMessage(
-                id=row["last_id"],
-                direction=row["last_direction"],
-                message_type=row["last_type"],
-                from_address=row["last_from"],
-                to_address=row["last_to"],
-                body=row["last_body"],
-                sent_at=row["last_sent_at"],
+                **{name: row[f"last_{name}"] for name in LastMessage.__dataclass_fields__}
             )
         return cls(
             id=row["id"],

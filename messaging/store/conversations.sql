@@ -16,8 +16,8 @@ SELECT total.n AS total,
        page.id, page.kind, page.participant_a, page.participant_b,
        page.message_count, page.last_activity_at,
        last.id AS last_id, last.direction AS last_direction,
-       last.message_type AS last_type, last.from_address AS last_from,
-       last.to_address AS last_to, last.body AS last_body, last.sent_at AS last_sent_at
+       last.message_type AS last_message_type, last.from_address AS last_from_address,
+       last.to_address AS last_to_address, last.body AS last_body, last.sent_at AS last_sent_at
 FROM (SELECT count(*) AS n FROM conversations) AS total
 LEFT JOIN page ON true
 LEFT JOIN LATERAL (

@@ -20,6 +20,7 @@ import asyncpg
 
 from messaging.errors import DatabaseUnavailable
 from messaging.models import InboundEvent
+from messaging.store import claims
 from messaging.store.claims import Failure, Outcome, StaleClaim
 from messaging.store.db import Conn, connection
 from messaging.store.queries import query
@@ -166,21 +167,13 @@ async def record_failures(
 async def fail_claims(conn: Conn, failures: Sequence[Failure], max_attempts: int) -> list[Outcome]:
     """Failed attempts, on the caller's connection: error with a retry time, or
     dead_letter once out of attempts (decided in SQL)."""
-    rows = await conn.fetch(
-        _RECORD_FAILURES,
-        [f.id for f in failures],
-        [f.processor_id for f in failures],
-        [f.error for f in failures],
-        [f.delay_s for f in failures],
-        max_attempts,
-    )
-    return [Outcome.from_row(row) for row in rows]
+    return await claims.record(conn, _RECORD_FAILURES, failures, max_attempts)
 
 
 async def select_stale(conn: Conn, timeout_s: float, limit: int) -> list[StaleClaim]:
     """Claims older than the timeout, locked (SKIP LOCKED) for the caller's
     transaction, oldest first."""
-    return [StaleClaim.from_row(row) for row in await conn.fetch(_SELECT_STALE, timeout_s, limit)]
+    return await claims.select_stale(conn, _SELECT_STALE, timeout_s, limit)
 
 
 async def release_claims(pool: asyncpg.Pool, event_ids: Sequence[int], processor_id: str) -> int:

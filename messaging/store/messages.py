@@ -22,6 +22,7 @@ import asyncpg
 
 from messaging.errors import NotFound
 from messaging.models import OutboundMessage
+from messaging.store import claims
 from messaging.store.claims import Failure, Outcome, StaleClaim
 from messaging.store.conversations import Page
 from messaging.store.db import Conn, connection
@@ -114,19 +115,10 @@ class MessageRecord:
 
     @classmethod
     def from_row(cls, row: asyncpg.Record) -> MessageRecord:
-        return cls(
-            id=row["id"],
-            conversation_id=row["conversation_id"],
-            direction=row["direction"],
-            message_type=row["message_type"],
-            from_address=row["from_address"],
-            to_address=row["to_address"],
-            body=row["body"],
-            body_truncated=row["body_truncated"],
-            attachments=json.loads(row["attachments"]),
-            sent_at=row["sent_at"],
-            status=row["status"],
-        )
+        # The statements answer a column per field, by the field's name.
+        values = {name: row[name] for name in cls.__dataclass_fields__}
+        values["attachments"] = json.loads(values["attachments"])
+        return cls(**values)
 
 
 async def insert_inbound(conn: Conn, messages: Sequence[NewMessage]) -> list[Gained]:
@@ -205,22 +197,13 @@ async def mark_failed(pool: asyncpg.Pool, message_id: int, processor_id: str, er
 async def select_stale(conn: Conn, timeout_s: float, limit: int) -> list[StaleClaim]:
     """Send claims older than the timeout, locked (SKIP LOCKED) for the caller's
     transaction, oldest first."""
-    rows = await conn.fetch(_SELECT_STALE, timeout_s, limit)
-    return [StaleClaim.from_row(row) for row in rows]
+    return await claims.select_stale(conn, _SELECT_STALE, timeout_s, limit)
 
 
 async def fail_claims(conn: Conn, failures: Sequence[Failure], max_attempts: int) -> list[Outcome]:
     """Stale send claims taken back, on the caller's connection: queued after
     their delay, or failed once out of attempts (decided in SQL)."""
-    rows = await conn.fetch(
-        _FAIL_STALE,
-        [f.id for f in failures],
-        [f.processor_id for f in failures],
-        [f.error for f in failures],
-        [f.delay_s for f in failures],
-        max_attempts,
-    )
-    return [Outcome.from_row(row) for row in rows]
+    return await claims.record(conn, _FAIL_STALE, failures, max_attempts)
 
 
 async def due_count(pool: asyncpg.Pool) -> int:

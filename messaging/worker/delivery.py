@@ -97,13 +97,9 @@ class DeliveryLoop(WokenLoop):
         concurrency: int,
         retry: RetryPolicy,
     ) -> None:
-        super().__init__()
-        self._pool = pool
+        super().__init__(pool, metrics, processor_id=processor_id, retry=retry)
         self._providers = providers
-        self._metrics = metrics
-        self._processor_id = processor_id
         self._concurrency = concurrency
-        self._retry = retry
         self._in_flight: set[asyncio.Task[None]] = set()
         # The last claim filled every free slot: the queue may hold more, so a
         # send that finishes wakes the loop to claim again.

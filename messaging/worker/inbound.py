@@ -119,13 +119,9 @@ class InboundLoop(WokenLoop):
         retry: RetryPolicy,
         batches_in_flight: int = 1,
     ) -> None:
-        super().__init__()
-        self._pool = pool
-        self._metrics = metrics
-        self._processor_id = processor_id
+        super().__init__(pool, metrics, processor_id=processor_id, retry=retry)
         self._batch_size = batch_size
         self._batches_in_flight = batches_in_flight
-        self._retry = retry
 
     async def step(self) -> int:
         return await self.drain()

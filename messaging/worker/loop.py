@@ -21,8 +21,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import asyncpg
+
+from messaging.metrics import Metrics
 from messaging.store.db import is_transient
 from messaging.worker import backoff
+from messaging.worker.backoff import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +58,21 @@ def describe(exc: BaseException) -> str:
 
 class WokenLoop:
     """wake() and stop() from anywhere, run() as the background task; a subclass
-    gives step(), what one wake-up does, and the names its log lines carry."""
+    gives step(), what one wake-up does, and the names its log lines carry. Both
+    loops claim work for one processor id from one pool, and retry it by one
+    policy."""
 
     action = "loop_failed"  # the log action of a failed step
     what = "loop"  # the log wording
     retry_action = "transient_error"  # the log action of a transient retry
 
-    def __init__(self) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, metrics: Metrics, *, processor_id: str, retry: RetryPolicy
+    ) -> None:
+        self._pool = pool
+        self._metrics = metrics
+        self._processor_id = processor_id
+        self._retry = retry
         self._wake = asyncio.Event()
         self._wake.set()  # look for work as soon as the loop starts
         self._stopping = asyncio.Event()
