@@ -5,7 +5,7 @@ GET /api/conversations/{id}/messages    oldest first
 GET /api/messages/{id}                  one message, whole
 
 The lists answer {"items": [...], "meta": {"page", "page_size", "total"}} and take
-the query parameters page and pageSize (payloads.parse_page). A page is bounded
+the query parameters page and pageSize (requests.parse_page). A page is bounded
 in bytes as well as in rows: a body in a list is cut to LIST_BODY_CHARS characters
 (body_truncated: true), and GET /api/messages/{id} answers the whole message.
 At most MESSAGING_MAX_CONCURRENT_READS reads are served at once; the rest wait,

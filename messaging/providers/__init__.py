@@ -1,2 +1,3 @@
-"""The messaging providers: the clients that send through them (client.py) and
-the mock providers that stand in for them (mock.py)."""
+"""The messaging providers, as the service sees them: the clients that send
+through them (client.py). The mock providers that stand in for them are
+messaging/mock/."""
