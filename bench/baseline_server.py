@@ -12,7 +12,8 @@ import sys
 
 from aiohttp import web
 
-from messaging.http.requests import parse_json, parse_sms_webhook
+from messaging.http.requests import parse_sms_webhook
+from messaging.jsontext import parse_json
 
 _ids = itertools.count(1)
 

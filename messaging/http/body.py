@@ -32,7 +32,7 @@ from aiohttp.web_urldispatcher import _default_expect_handler
 
 from messaging.errors import BodyNotReceived, ClientGone, InvalidRequest
 from messaging.http.problems import problem
-from messaging.http.requests import MAX_LIST_ITEMS, parse_json
+from messaging.jsontext import MAX_LIST_ITEMS, parse_json
 
 
 @dataclass(slots=True)

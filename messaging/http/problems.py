@@ -10,6 +10,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from messaging.errors import (
     BodyNotReceived,
@@ -97,6 +98,10 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
         return problem(request, exc.status, exc.detail, exc.errors)
     if isinstance(exc, NotFound):
         return problem(request, 404, str(exc) or "Not found.")
+    if isinstance(exc, RequestPayloadError):
+        # A body aiohttp could not read (a chunked body that does not parse),
+        # wherever it was read.
+        return problem(request, 400, f"The body could not be read: {str(exc).splitlines()[-1]}")
     if isinstance(exc, BodyNotReceived):
         headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.status == 503 else None
         return problem(request, exc.status, exc.detail, headers=headers)

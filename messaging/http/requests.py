@@ -4,14 +4,13 @@ parsed and validated (pure functions, no I/O).
 Every problem found is reported with the JSON pointer of its field, and all
 problems of a body are reported together. Hostile input (deep nesting, NUL
 characters, lone surrogates, non-finite or enormous numbers, huge strings or
-lists) is rejected here, so nothing downstream ever sees it. The rules of a
+lists) is rejected by jsontext.parse_json, so nothing downstream ever sees it. The rules of a
 message's content are models.py's; the addresses' are normalize.py's.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,10 +31,6 @@ from messaging.normalize import normalize_email, normalize_phone
 
 T = TypeVar("T")
 
-MAX_DEPTH = 16
-# Members of any one JSON list or object in a request body, unless the route
-# allows more (the mock's script: 10,000).
-MAX_LIST_ITEMS = 1000
 MAX_ID_CHARS = 256
 # Lists: pageSize missing or 0 means the default; a larger one is cut to the bound.
 DEFAULT_PAGE_SIZE = 50
@@ -116,22 +111,6 @@ def parse_idempotency_key(values: list[str]) -> str | None:
             ],
         )
     return values[0]
-
-
-def parse_json(raw: bytes, *, max_items: int = MAX_LIST_ITEMS) -> dict[str, Any]:
-    """The JSON object in a request body, or InvalidRequest (400); max_items bounds
-    the members of every list and object in it."""
-    try:
-        text = raw.decode("utf-8")
-        value = json.loads(text, parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise InvalidRequest(f"The body is not valid JSON: {_short(exc)}") from None
-    if not isinstance(value, dict):
-        raise InvalidRequest("The body must be a JSON object.")
-    problem = _hostile(value, "", 0, max_items)
-    if problem:
-        raise InvalidRequest("The body contains a value this service does not accept.", [problem])
-    return value
 
 
 def parse_sms_webhook(body: dict[str, Any]) -> InboundEvent:
@@ -253,61 +232,3 @@ class _Validator:
             for index in exc.items or (None,):
                 self.fail(name if index is None else f"{name}/{index}", str(exc))
             return None
-
-
-def _hostile(value: Any, pointer: str, depth: int, max_items: int) -> FieldError | None:
-    """The first value PostgreSQL's jsonb or our limits cannot take, if any."""
-    if depth > MAX_DEPTH:
-        return FieldError(pointer or "/", f"nests deeper than {MAX_DEPTH} levels")
-    if isinstance(value, str):
-        return _bad_string(value, pointer)
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return None if abs(value) < 10**18 else FieldError(pointer, "number is too large")
-    if isinstance(value, float):
-        return None if math.isfinite(value) else FieldError(pointer, "number is not finite")
-    if isinstance(value, list):
-        if len(value) > max_items:
-            return FieldError(pointer or "/", f"list has more than {max_items} items")
-        for i, item in enumerate(value):
-            problem = _hostile(item, f"{pointer}/{i}", depth + 1, max_items)
-            if problem:
-                return problem
-        return None
-    if isinstance(value, dict):
-        if len(value) > max_items:
-            return FieldError(pointer or "/", f"object has more than {max_items} members")
-        for key, item in value.items():
-            key_problem = _bad_string(key, pointer)
-            if key_problem:
-                return key_problem
-            problem = _hostile(item, f"{pointer}/{_escape(key)}", depth + 1, max_items)
-            if problem:
-                return problem
-        return None
-    return FieldError(pointer, "unsupported value")
-
-
-def _bad_string(value: str, pointer: str) -> FieldError | None:
-    if "\x00" in value:
-        return FieldError(pointer or "/", "contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return FieldError(pointer or "/", "contains an unpaired surrogate")
-    return None
-
-
-def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")[:100]
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
-
-
-def _short(exc: BaseException) -> str:
-    if isinstance(exc, RecursionError):
-        return "nested too deeply"
-    return str(exc).splitlines()[0][:200]

@@ -47,6 +47,7 @@ from aiohttp import web
 
 from messaging.config import MOCK_FAULTS, Settings
 from messaging.errors import FieldError, InvalidRequest
+from messaging.jsontext import MAX_LIST_ITEMS, parse_json
 from messaging.timestamps import format_timestamp
 
 FAULTS = (*MOCK_FAULTS, "ok")
@@ -273,20 +274,15 @@ def _problem(
     )
 
 
-async def _json_object(request: web.Request, what: str) -> dict[str, Any]:
-    """The request body as a JSON object, or InvalidRequest (400)."""
-    try:
-        value = json.loads(await request.read())
-    except (ValueError, RecursionError):
-        value = None
-    if not isinstance(value, dict):
-        raise InvalidRequest(f"{what} must be a JSON object.")
-    return value
+async def _json_object(request: web.Request, max_items: int = MAX_LIST_ITEMS) -> dict[str, Any]:
+    """The request body as a JSON object, or InvalidRequest (400). The body comes
+    as sent (the apps leave Content-Encoding alone): the mock takes plain JSON."""
+    return parse_json(await request.read(), max_items=max_items)
 
 
 async def _message_payload(request: web.Request) -> dict[str, Any] | None:
     try:
-        payload = await _json_object(request, "The message")
+        payload = await _json_object(request)
     except InvalidRequest:
         return None
     if not isinstance(payload.get("from"), str) or not isinstance(payload.get("to"), str):
@@ -309,7 +305,7 @@ async def get_config(request: web.Request) -> web.Response:
 
 async def patch_config(request: web.Request) -> web.Response:
     mock = _mock(request)
-    changes = await _json_object(request, "The configuration")
+    changes = await _json_object(request, MAX_SCRIPT)
     mock.configure(_changed_config(mock, changes))
     return web.json_response(mock.config_view())
 
@@ -380,7 +376,7 @@ async def inbound(request: web.Request) -> web.Response:
     """Send our webhook what this provider would send for a message it received:
     the body given, completed with a provider id and a timestamp when missing."""
     mock = _mock(request)
-    message = await _json_object(request, "The message")
+    message = await _json_object(request)
     webhook = {
         "timestamp": format_timestamp(datetime.now(UTC).replace(microsecond=0)),
         **message,

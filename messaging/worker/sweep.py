@@ -46,9 +46,12 @@ STALE_BATCH = 1000
 class SweptQueue:
     """One queue as the sweep sees it."""
 
-    # The log lines of a stale claim returned and of one given up: (message, action).
+    # The log lines of a stale claim returned and of one given up: (message,
+    # action); the level of a given-up one; the name of the id field.
     returned_log: tuple[str, str]
     gave_up_log: tuple[str, str]
+    gave_up_level: int
+    id_field: str
     select_stale: Callable[[Conn, float, int], Awaitable[list[StaleClaim]]]
     fail_stale: Callable[[Conn, Sequence[Failure], int], Awaitable[list[Outcome]]]
     stale_delay_s: Callable[[int], float]  # the attempt count -> delay before the retry
@@ -82,6 +85,8 @@ def event_queue(retry: RetryPolicy, wake: Callable[[], None]) -> SweptQueue:
     return SweptQueue(
         returned_log=("stale claim returned", "stale_claim_returned"),
         gave_up_log=("stale claim dead-lettered", "stale_claim_dead_lettered"),
+        gave_up_level=logging.WARNING,
+        id_field="event_id",
         select_stale=inbound_events.select_stale,
         fail_stale=inbound_events.fail_claims,
         stale_delay_s=retry.delay_s,
@@ -105,6 +110,8 @@ def send_queue(wake: Callable[[], None]) -> SweptQueue:
     return SweptQueue(
         returned_log=("stale send claim requeued", "stale_send_requeued"),
         gave_up_log=("stale send claim failed", "stale_send_failed"),
+        gave_up_level=logging.ERROR,
+        id_field="message_id",
         select_stale=messages.select_stale,
         fail_stale=messages.fail_claims,
         stale_delay_s=lambda attempt: 0.0,
@@ -172,19 +179,20 @@ class Sweeper:
                     if stale
                     else []
                 )
+            holders = {s.id: s.processor_id for s in stale}
             for outcome in outcomes:
                 gave_up += outcome.gave_up
                 retried += not outcome.gave_up
                 queue.on_outcome(self._metrics, outcome)
                 message, action = queue.gave_up_log if outcome.gave_up else queue.returned_log
                 log.log(
-                    logging.ERROR if outcome.gave_up else logging.WARNING,
+                    queue.gave_up_level if outcome.gave_up else logging.WARNING,
                     message,
                     extra={
                         "action": action,
-                        "id": outcome.id,
-                        "status": outcome.status,
+                        queue.id_field: outcome.id,
                         "attempt": outcome.attempt_count,
+                        "processor_id": holders.get(outcome.id),
                     },
                 )
             if len(stale) < STALE_BATCH:

@@ -5,12 +5,8 @@ from typing import Any
 import pytest
 
 from messaging.errors import InvalidRequest
-from messaging.http.requests import (
-    MAX_LIST_ITEMS,
-    parse_email_webhook,
-    parse_json,
-    parse_sms_webhook,
-)
+from messaging.http.requests import parse_email_webhook, parse_sms_webhook
+from messaging.jsontext import MAX_LIST_ITEMS, parse_json
 from messaging.timestamps import format_timestamp, parse_timestamp
 from tests.support.payloads import EMAIL_WEBHOOK as EMAIL
 from tests.support.payloads import SMS_WEBHOOK
