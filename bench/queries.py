@@ -1,4 +1,4 @@
-"""Named SQL blocks from bench/sql/*.sql, in the format of messaging/store/sql:
+"""Named SQL blocks from bench/sql/*.sql, in the format of messaging/store/*.sql:
 a header line ``-- name: some_query``, comments saying what $1..$n are, then the
 statement, up to the next header."""
 
