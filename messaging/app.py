@@ -18,6 +18,7 @@ from aiohttp import web
 
 from messaging.config import Settings
 from messaging.http import conversations, health, openapi, sends, webhooks
+from messaging.http.access_log import ACCESS_LOG, AccessLog
 from messaging.http.body import BODY_LIMITS, HANDLER_ARGS, BodyLimits
 from messaging.http.keys import (
     EVENT_WRITER,
@@ -51,6 +52,7 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app[METRICS] = Metrics()
     app[BODY_LIMITS] = _body_limits(settings)
     app[READ_SLOTS] = asyncio.Semaphore(settings.max_concurrent_reads)
+    app[ACCESS_LOG] = AccessLog(settings.access_log)
     app[health.READINESS_CHECKS] = []
     app.add_routes(sends.routes())
     app.add_routes(webhooks.routes())
@@ -59,6 +61,7 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.add_routes(openapi.routes(mock_providers=settings.mock_providers))
     if settings.mock_providers:
         app.add_subapp("/mock", mock_providers(settings))
+    app.cleanup_ctx.append(_access_log)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_providers)
     app.cleanup_ctx.append(_event_writer)
@@ -82,6 +85,12 @@ def _body_limits(settings: Settings) -> BodyLimits:
     return BodyLimits(
         timeout_s=settings.body_read_timeout_ms / 1000, max_waiting=settings.max_body_reads
     )
+
+
+async def _access_log(app: web.Application) -> AsyncIterator[None]:
+    app[ACCESS_LOG].start()
+    yield
+    await app[ACCESS_LOG].close()
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

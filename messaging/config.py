@@ -79,6 +79,9 @@ class Settings:
     embedded_data_dir: str = ".pgdata/run"
     log_level: str = "INFO"
     log_format: str = "json"
+    # 'summary': a line per request answered 400 or above and a periodic summary
+    # of the rest; 'all': a line per request (http/access_log.py).
+    access_log: str = "summary"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -182,6 +185,9 @@ class Settings:
             ),
             log_level=_read(env, "LOG_LEVEL", str.upper, d.log_level, _one_of(_LEVELS)),
             log_format=_read(env, "LOG_FORMAT", str.lower, d.log_format, _one_of(("json", "text"))),
+            access_log=_read(
+                env, "MESSAGING_ACCESS_LOG", str.lower, d.access_log, _one_of(("summary", "all"))
+            ),
         )
 
     def replace(self, **changes: object) -> Settings:

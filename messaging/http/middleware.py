@@ -1,6 +1,6 @@
 """The one middleware of the API, kept to one frame on the hot path: request ids,
-the Accept check, every exception through problems.problem_for, and one log
-line per request."""
+the Accept check, every exception through problems.problem_for, and the access
+log (access_log.py: a line per refused request, a summary of the rest)."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from messaging.errors import InvalidRequest
+from messaging.http.access_log import ACCESS_LOG, AccessLog
 from messaging.http.problems import REQUEST_ID, problem_for
 
 log = logging.getLogger("messaging.http")
@@ -25,6 +26,8 @@ REQUEST_ID_HEADER = "X-Request-Id"
 # processes and restarts, and cheaper on the hot path than a uuid4 per request.
 _ID_PREFIX = secrets.token_hex(6)
 _id_counter = itertools.count(1)
+# Where an app keeps no AccessLog (the mock providers alone): a line per request.
+_EVERY_REQUEST = AccessLog("all")
 
 
 @web.middleware
@@ -34,7 +37,9 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     - a request id (X-Request-Id propagated, or generated), echoed in the response;
     - 406 for an /api/ request whose Accept excludes JSON;
     - every exception mapped to a problem+json response (problem_for);
-    - one structured log line per request, when INFO is enabled.
+    - the access log, when INFO is enabled: a line for a request answered 400
+      or above (or every request, MESSAGING_ACCESS_LOG=all); the others counted
+      for the periodic summary.
     """
     request_id = request.headers.get(REQUEST_ID_HEADER, "")[:128] or (
         f"{_ID_PREFIX}-{next(_id_counter):06x}"
@@ -56,20 +61,25 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
         response.force_close()
     response.headers[REQUEST_ID_HEADER] = request_id
     if log.isEnabledFor(logging.INFO):
-        log.info(
-            "%s %s %s",
-            request.method,
-            request.path,
-            response.status,
-            extra={
-                "action": "http_request",
-                "request_id": request_id,
-                "method": request.method,
-                "path": request.path,
-                "status": response.status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-            },
-        )
+        duration = time.perf_counter() - started
+        access = request.config_dict.get(ACCESS_LOG, _EVERY_REQUEST)
+        if response.status < 400 and not access.every_request:
+            access.count(request, response.status, duration)
+        else:
+            log.info(
+                "%s %s %s",
+                request.method,
+                request.path,
+                response.status,
+                extra={
+                    "action": "http_request",
+                    "request_id": request_id,
+                    "method": request.method,
+                    "path": request.path,
+                    "status": response.status,
+                    "duration_ms": round(duration * 1000, 3),
+                },
+            )
     return response
 
 
