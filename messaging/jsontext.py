@@ -21,6 +21,12 @@ MAX_LIST_ITEMS = 1000
 def parse_json(raw: bytes, *, max_items: int = MAX_LIST_ITEMS) -> dict[str, Any]:
     """The JSON object in a request body, or InvalidRequest (400); max_items bounds
     the members of every list and object in it."""
+    return parse_json_text(raw, max_items=max_items)[0]
+
+
+def parse_json_text(raw: bytes, *, max_items: int = MAX_LIST_ITEMS) -> tuple[dict[str, Any], str]:
+    """parse_json's object and the body's text: JSON that passed every check here,
+    fit to be stored as it came (PostgreSQL's jsonb takes whatever passes)."""
     try:
         text = raw.decode("utf-8")
         value = json.loads(text, parse_constant=_reject_constant)
@@ -31,7 +37,7 @@ def parse_json(raw: bytes, *, max_items: int = MAX_LIST_ITEMS) -> dict[str, Any]
     problem = _hostile(value, "", 0, max_items)
     if problem:
         raise InvalidRequest("The body contains a value this service does not accept.", [problem])
-    return value
+    return value, text
 
 
 def _hostile(value: Any, pointer: str, depth: int, max_items: int) -> FieldError | None:

@@ -32,7 +32,7 @@ from aiohttp.web_urldispatcher import _default_expect_handler
 
 from messaging.errors import BodyNotReceived, ClientGone, InvalidRequest
 from messaging.http.problems import problem
-from messaging.jsontext import MAX_LIST_ITEMS, parse_json
+from messaging.jsontext import MAX_LIST_ITEMS, parse_json_text
 
 
 @dataclass(slots=True)
@@ -60,12 +60,19 @@ _GZIP, _ZLIB, _RAW = 31, 15, -15
 async def read_json(request: web.Request, *, max_items: int = MAX_LIST_ITEMS) -> dict[str, Any]:
     """The JSON object of a request body (see the module's opening lines for every
     answer); max_items bounds every list and object in it."""
+    return (await read_json_text(request, max_items=max_items))[0]
+
+
+async def read_json_text(
+    request: web.Request, *, max_items: int = MAX_LIST_ITEMS
+) -> tuple[dict[str, Any], str]:
+    """read_json's object and the body's text, to store as it came."""
     media = request.content_type.lower()
     if media != "application/json" and not media.endswith("+json"):
         raise InvalidRequest(
             f"The body must be application/json, not {media or 'unspecified'}.", status=415
         )
-    return parse_json(await read_body(request), max_items=max_items)
+    return parse_json_text(await read_body(request), max_items=max_items)
 
 
 async def read_body(request: web.Request) -> bytes:

@@ -113,32 +113,49 @@ def parse_idempotency_key(values: list[str]) -> str | None:
     return values[0]
 
 
-def parse_sms_webhook(body: dict[str, Any]) -> InboundEvent:
-    """Validate an inbound SMS/MMS from the SMS provider."""
+def parse_sms_webhook(body: dict[str, Any], text: str | None = None) -> InboundEvent:
+    """Validate an inbound SMS/MMS from the SMS provider; text is the body as
+    received (stored as it came), or None to serialise `body`."""
     v = _Validator(body)
     message_type = cast(MessageType, v.choice("type", ("sms", "mms")))
     provider_id = v.identifier("messaging_provider_id")
     sender = v.address("from", normalize_phone, _PHONE)
     recipient = v.address("to", normalize_phone, _PHONE)
-    text, urls, sent_at = v.content(message_type)
+    content, urls, sent_at = v.content(message_type)
     v.raise_if_invalid("The SMS webhook is not valid.")
     assert sent_at is not None
     return InboundEvent(
-        "sms", provider_id, message_type, sender, recipient, text, urls, sent_at, _json(body)
+        "sms",
+        provider_id,
+        message_type,
+        sender,
+        recipient,
+        content,
+        urls,
+        sent_at,
+        _payload(body, text),
     )
 
 
-def parse_email_webhook(body: dict[str, Any]) -> InboundEvent:
-    """Validate an inbound email from the email provider."""
+def parse_email_webhook(body: dict[str, Any], text: str | None = None) -> InboundEvent:
+    """Validate an inbound email from the email provider (text as for SMS)."""
     v = _Validator(body)
     provider_id = v.identifier("xillio_id")
     sender = v.address("from", normalize_email, _EMAIL)
     recipient = v.address("to", normalize_email, _EMAIL)
-    text, urls, sent_at = v.content("email")
+    content, urls, sent_at = v.content("email")
     v.raise_if_invalid("The email webhook is not valid.")
     assert sent_at is not None
     return InboundEvent(
-        "email", provider_id, "email", sender, recipient, text, urls, sent_at, _json(body)
+        "email",
+        provider_id,
+        "email",
+        sender,
+        recipient,
+        content,
+        urls,
+        sent_at,
+        _payload(body, text),
     )
 
 
@@ -169,7 +186,9 @@ _PHONE = "a phone number (E.164, e.g. +12016661234)"
 _EMAIL = "an email address"
 
 
-def _json(body: dict[str, Any]) -> str:
+def _payload(body: dict[str, Any], text: str | None) -> str:
+    if text is not None:
+        return text
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
 

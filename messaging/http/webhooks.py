@@ -15,13 +15,13 @@ from typing import Any
 
 from aiohttp import web
 
-from messaging.http.body import expect_handler, read_json
+from messaging.http.body import expect_handler, read_json_text
 from messaging.http.keys import EVENT_WRITER, METRICS
 from messaging.http.problems import outcome_of
 from messaging.http.requests import parse_email_webhook, parse_sms_webhook
 from messaging.models import InboundEvent
 
-Parser = Callable[[dict[str, Any]], InboundEvent]
+Parser = Callable[[dict[str, Any], str], InboundEvent]
 
 
 async def sms_webhook(request: web.Request) -> web.Response:
@@ -37,7 +37,8 @@ async def _ingest(request: web.Request, channel: str, parse: Parser) -> web.Resp
     metrics = request.app[METRICS]
     outcome = "error"
     try:
-        event = parse(await read_json(request))
+        # The body is stored as it came: parsed and checked, not serialised again.
+        event = parse(*await read_json_text(request))
         stored = await request.app[EVENT_WRITER].store(event)
         outcome = "accepted" if stored.created else "duplicate"
     except BaseException as exc:
