@@ -26,7 +26,8 @@ REQUEST_ID_HEADER = "X-Request-Id"
 # processes and restarts, and cheaper on the hot path than a uuid4 per request.
 _ID_PREFIX = secrets.token_hex(6)
 _id_counter = itertools.count(1)
-# Where an app keeps no AccessLog (the mock providers alone): a line per request.
+# Where an app keeps no AccessLog (the mock providers, alone or mounted): a line
+# per request.
 _EVERY_REQUEST = AccessLog("all")
 
 
@@ -62,7 +63,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     response.headers[REQUEST_ID_HEADER] = request_id
     if log.isEnabledFor(logging.INFO):
         duration = time.perf_counter() - started
-        access = request.config_dict.get(ACCESS_LOG, _EVERY_REQUEST)
+        access = request.app.get(ACCESS_LOG, _EVERY_REQUEST)
         if response.status < 400 and not access.every_request:
             access.count(request, response.status, duration)
         else:

@@ -140,7 +140,7 @@ async def claim(pool: asyncpg.Pool, processor_id: str, limit: int) -> list[Claim
     """Claim up to `limit` due events (committed at once), in id order."""
     async with connection(pool) as conn:
         rows = await conn.fetch(_CLAIM, processor_id, limit)
-    return sorted(map(ClaimedEvent._make, rows), key=_BY_ID)
+    return sorted(map(ClaimedEvent.from_row, rows), key=_BY_ID)
 
 
 async def lock_claims(conn: Conn, event_ids: Sequence[int], processor_id: str) -> set[int]:
@@ -181,11 +181,6 @@ async def release_claims(pool: asyncpg.Pool, event_ids: Sequence[int], processor
     async with connection(pool) as conn:
         status = await conn.execute(_RELEASE, list(event_ids), processor_id)
     return int(status.rsplit(" ", 1)[-1])
-
-
-async def due_count(pool: asyncpg.Pool) -> int:
-    """How many events are due now."""
-    return (await queue_stats(pool)).due
 
 
 async def queue_stats(pool: asyncpg.Pool) -> QueueStats:

@@ -86,10 +86,6 @@ class WokenLoop:
         self._stopping.set()
         self._wake.set()
 
-    @property
-    def stopping(self) -> bool:
-        return self._stopping.is_set()
-
     async def step(self) -> object:
         raise NotImplementedError
 
