@@ -210,11 +210,17 @@ def _plot_ingest(ax: Any, s: dict[str, Any] | None) -> None:
     if _unavailable(ax, "1. Ingest, 64 connections", s):
         return
     assert s is not None
-    labels = {"ceiling": "HTTP ceiling\n(no DB)", "service": "service\n(group commit)"}
-    labels["one_commit_each"] = "service\n(commit each)"
+    labels = {
+        "bare": "bare handler\n(request.json)",
+        "ceiling": "HTTP ceiling\n(our validation)",
+        "service_defaults": "service\n(defaults)",
+        "service": "service\n(WARNING)",
+        "one_commit_each": "service\n(commit each)",
+    }
     names = [n for n in labels if n in s["summary"]]
     rps = [s["summary"][n]["rps"] for n in names]
-    bars = ax.bar([labels[n] for n in names], rps, color=["#999", "#2a7", "#c63"][: len(names)])
+    colors = ["#bbb", "#999", "#185", "#2a7", "#c63"][: len(names)]
+    bars = ax.bar([labels[n] for n in names], rps, color=colors)
     for bar, n in zip(bars, names, strict=True):
         ax.annotate(
             f"p99 {s['summary'][n]['p99_ms']:.1f} ms",

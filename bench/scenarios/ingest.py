@@ -1,8 +1,10 @@
 """Scenario 1, ingest: webhook POSTs with distinct provider ids from 64
 connections (wrk, closed loop), against three servers measured in the same run:
 
-- ceiling: bench/baseline_server.py, the same parsing and validation and a 202
-  without a database: what HTTP on this machine allows;
+- bare: bench/bare_server.py, issue 10's baseline (a): `request.json()` and a
+  202, nothing else: the framework's ceiling;
+- ceiling: bench/baseline_server.py, issue 5's: the same parsing and validation
+  as the service and a 202 without a database;
 - service, default settings: `messaging serve --no-worker` as a user starts it,
   logging included (LOG_LEVEL=INFO, the access log's default);
 - service: the same with LOG_LEVEL=WARNING (issue 5's variant, kept for its
@@ -29,7 +31,8 @@ LUA = ROOT / "bench" / "wrk" / "webhook.lua"
 PATH = "/api/webhooks/sms"
 
 VARIANTS = {
-    "ceiling": "bare aiohttp, no database (HTTP ceiling)",
+    "bare": "bare aiohttp handler, request.json() only (issue 10's baseline a)",
+    "ceiling": "bare aiohttp, our validation, no database (issue 5's HTTP ceiling)",
     "service_defaults": "service, default settings (logging at INFO)",
     "service": "service, group commit, LOG_LEVEL=WARNING",
     "one_commit_each": "service, MESSAGING_GROUP_COMMIT=false, LOG_LEVEL=WARNING",
@@ -63,10 +66,11 @@ async def run(ctx: Context) -> dict[str, Any]:
 
 @asynccontextmanager
 async def _target(ctx: Context, variant: str) -> AsyncIterator[str]:
-    if variant == "ceiling":
+    if variant in ("bare", "ceiling"):
         port = next_port()
-        argv = [PYTHON, "-m", "bench.baseline_server", str(port)]
-        async with running("baseline_server", argv) as proc:
+        module = "bench.bare_server" if variant == "bare" else "bench.baseline_server"
+        argv = [PYTHON, "-m", module, str(port)]
+        async with running(module.rsplit(".", 1)[1], argv) as proc:
             base = f"http://127.0.0.1:{port}"
             await wait_until_ready(f"{base}/healthz", proc)
             yield base + PATH
@@ -135,6 +139,8 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
         p99 = median(series(variant, "p99_ms"))
         vs_rps = paired_ratio(series(variant, "rps"), series("ceiling", "rps"))
         vs_p99 = paired_ratio(series(variant, "p99_ms"), series("ceiling", "p99_ms"))
+        vs_bare = paired_ratio(series(variant, "rps"), series("bare", "rps"))
+        vs_bare_p99 = paired_ratio(series(variant, "p99_ms"), series("bare", "p99_ms"))
         errors = sum(int(r["errors"]) for r in raw[variant])
         summary[variant] = {
             "rps": rps,
@@ -142,15 +148,20 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
             "p99_ms": p99,
             "rps_vs_ceiling": vs_rps,
             "p99_vs_ceiling": vs_p99,
+            "rps_vs_bare": vs_bare,
+            "p99_vs_bare": vs_bare_p99,
             "errors": errors,
         }
-        rows.append([label, rps, p50, p99, errors, vs_rps, vs_p99])
+        rows.append([label, rps, p50, p99, errors, vs_rps, vs_p99, vs_bare, vs_bare_p99])
     summary["group_commit_speedup"] = paired_ratio(
         series("service", "rps"), series("one_commit_each", "rps")
     )
     tool = "wrk -t1" if ctx.can.wrk else "aiohttp closed-loop client (wrk not found)"
     p = ctx.profile
     notes = [
+        "Issue 10, target 1 (against the bare handler): service with default settings at "
+        f"{summary['service_defaults']['rps_vs_bare']:.2f} of its req/s (target 0.90) and "
+        f"{summary['service_defaults']['p99_vs_bare']:.2f}x its p99 (target 1.5x).",
         f"Target: service >= 0.90 of the ceiling's req/s (measured "
         f"{summary['service']['rps_vs_ceiling']:.2f}) and p99 <= 1.5x the ceiling's "
         f"(measured {summary['service']['p99_vs_ceiling']:.2f}x).",
@@ -185,6 +196,8 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
                     "errors",
                     "req/s / ceiling (ratio)",
                     "p99 / ceiling p99 (ratio)",
+                    "req/s / bare (ratio)",
+                    "p99 / bare p99 (ratio)",
                 ],
                 rows,
             )
