@@ -34,16 +34,20 @@ async def service(
     *,
     worker: bool,
     env: dict[str, str] | None = None,
+    pids: list[int] | None = None,
 ) -> AsyncIterator[str]:
     """`messaging serve` on its own port and database; yields its base URL.
 
-    worker=False asks for the API alone (`--no-worker`) where the CLI offers it."""
+    worker=False asks for the API alone (`--no-worker`) where the CLI offers it;
+    pids, if given, receives the server process's pid (for CPU figures)."""
     port = next_port()
     argv = [MESSAGING, "serve"]
     if not worker and ctx.can.serve_without_worker:
         argv.append("--no-worker")
     overrides = {"DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port)}
     async with running(name, argv, child_env({**overrides, **(env or {})})) as proc:
+        if pids is not None:
+            pids.append(proc.pid)
         base = f"http://127.0.0.1:{port}"
         await wait_until_ready(f"{base}/healthz", proc)
         yield base

@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from bench.context import Context
+from bench.cpu import cpu_seconds, server_pids, total_cpu
 from bench.db import HISTORY_EVENTS
 from bench.procs import PYTHON, ROOT, next_port, run_command, running, wait_until_ready
 from bench.scenarios.common import rotated, section, service, table, tag
@@ -51,9 +52,14 @@ async def run(ctx: Context) -> dict[str, Any]:
     raw: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     for repeat in range(p.repeats):
         for variant in rotated(list(VARIANTS), repeat):
-            async with _target(ctx, variant) as url:
+            async with _target(ctx, variant) as (url, pid, database_url):
                 await load(ctx, url, p.warmup_s, tag())
+                pg = await server_pids(database_url) if database_url else []
+                before = (cpu_seconds(pid), total_cpu(pg))
                 result = await load(ctx, url, p.ingest_s, tag())
+                after = (cpu_seconds(pid), total_cpu(pg))
+            result["server_cpu_us"] = _per_request(before[0], after[0], result["requests"])
+            result["postgres_cpu_us"] = _per_request(before[1], after[1], result["requests"])
             raw[variant].append(result)
             print(
                 f"  ingest {variant:16} repeat {repeat + 1}: {result['rps']:8.0f} req/s"
@@ -64,8 +70,16 @@ async def run(ctx: Context) -> dict[str, Any]:
     return _section(ctx, raw)
 
 
+def _per_request(before: float | None, after: float | None, requests: int) -> float | None:
+    """CPU microseconds per request over a measurement; None where not visible."""
+    if before is None or after is None or not requests:
+        return None
+    return (after - before) * 1e6 / requests
+
+
 @asynccontextmanager
-async def _target(ctx: Context, variant: str) -> AsyncIterator[str]:
+async def _target(ctx: Context, variant: str) -> AsyncIterator[tuple[str, int, str | None]]:
+    """The variant's URL, its server's pid, and its database (None: it has none)."""
     if variant in ("bare", "ceiling"):
         port = next_port()
         module = "bench.bare_server" if variant == "bare" else "bench.baseline_server"
@@ -73,14 +87,15 @@ async def _target(ctx: Context, variant: str) -> AsyncIterator[str]:
         async with running(module.rsplit(".", 1)[1], argv) as proc:
             base = f"http://127.0.0.1:{port}"
             await wait_until_ready(f"{base}/healthz", proc)
-            yield base + PATH
+            yield base + PATH, proc.pid, None
         return
     env = _ENV[variant]
+    pids: list[int] = []
     async with (
         ctx.databases.migrated("ingest") as database_url,
-        service(ctx, database_url, f"ingest_{variant}", worker=False, env=env) as base,
+        service(ctx, database_url, f"ingest_{variant}", worker=False, env=env, pids=pids) as base,
     ):
-        yield base + PATH
+        yield base + PATH, pids[0], database_url
 
 
 async def load(ctx: Context, url: str, seconds: int, prefix: str) -> dict[str, Any]:
@@ -139,6 +154,10 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
         p99 = median(series(variant, "p99_ms"))
         vs_rps = paired_ratio(series(variant, "rps"), series("ceiling", "rps"))
         vs_p99 = paired_ratio(series(variant, "p99_ms"), series("ceiling", "p99_ms"))
+        cpu = [r.get("server_cpu_us") for r in raw[variant]]
+        pg_cpu = [r.get("postgres_cpu_us") for r in raw[variant]]
+        server_us = median([c for c in cpu if c is not None]) if None not in cpu else None
+        pg_us = median([c for c in pg_cpu if c is not None]) if None not in pg_cpu else None
         vs_bare = paired_ratio(series(variant, "rps"), series("bare", "rps"))
         vs_bare_p99 = paired_ratio(series(variant, "p99_ms"), series("bare", "p99_ms"))
         errors = sum(int(r["errors"]) for r in raw[variant])
@@ -150,9 +169,13 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
             "p99_vs_ceiling": vs_p99,
             "rps_vs_bare": vs_bare,
             "p99_vs_bare": vs_bare_p99,
+            "server_cpu_us": server_us,
+            "postgres_cpu_us": pg_us,
             "errors": errors,
         }
-        rows.append([label, rps, p50, p99, errors, vs_rps, vs_p99, vs_bare, vs_bare_p99])
+        rows.append(
+            [label, rps, p50, p99, errors, vs_rps, vs_p99, vs_bare, vs_bare_p99, server_us, pg_us]
+        )
     summary["group_commit_speedup"] = paired_ratio(
         series("service", "rps"), series("one_commit_each", "rps")
     )
@@ -198,6 +221,8 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
                     "p99 / ceiling p99 (ratio)",
                     "req/s / bare (ratio)",
                     "p99 / bare p99 (ratio)",
+                    "server CPU us/request (abs)",
+                    "PostgreSQL CPU us/request (abs)",
                 ],
                 rows,
             )
