@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import sys
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -16,6 +17,7 @@ from messaging.http.requests import parse_sms_webhook
 from messaging.jsontext import parse_json
 
 _ids = itertools.count(1)
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 async def sms_webhook(request: web.Request) -> web.Response:
@@ -36,8 +38,9 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def main() -> None:
-    port = int(sys.argv[1])
+def serve(handler: Handler, port: int) -> None:
+    """Serve POST /api/webhooks/sms with handler, and /healthz, on uvloop, with no
+    middleware and no logging (this baseline and bench/bare_server.py)."""
     try:
         import uvloop  # the service runs on uvloop too (messaging/cli.py)
 
@@ -45,8 +48,12 @@ def main() -> None:
     except ImportError:
         pass
     app = web.Application()
-    app.add_routes([web.post("/api/webhooks/sms", sms_webhook), web.get("/healthz", healthz)])
+    app.add_routes([web.post("/api/webhooks/sms", handler), web.get("/healthz", healthz)])
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def main() -> None:
+    serve(sms_webhook, int(sys.argv[1]))
 
 
 if __name__ == "__main__":
