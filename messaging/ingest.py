@@ -63,6 +63,7 @@ class EventWriter:
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def store(self, event: InboundEvent) -> Stored:
         """Store one event; returns once its row is committed."""
@@ -70,12 +71,14 @@ class EventWriter:
             raise DatabaseUnavailable("the service is shutting down")
         if not self._group_commit:
             return (await self._write([event]))[0]
-        future: asyncio.Future[Stored] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Stored] = (self._loop or asyncio.get_running_loop()).create_future()
         self._queue.append((event, future))
         self._ready.set()
         return await future
 
     def start(self) -> None:
+        # Looked up once: on Python 3.11 every get_running_loop() costs a getpid().
+        self._loop = asyncio.get_running_loop()
         if self._group_commit:
             self._tasks = [
                 asyncio.create_task(self._run(), name=f"ingest-writer-{i}")

@@ -27,6 +27,8 @@ def normalize_phone(raw: str) -> str | None:
     Formatting characters (spaces, dashes, dots, parentheses) are dropped; a
     leading 00 means +; a bare ten-digit number is taken as North American (+1).
     """
+    if _E164.fullmatch(raw):
+        return raw  # already E.164, as providers send it: nothing below changes it
     value = raw.strip()
     if value.lower().startswith("tel:"):
         value = value[4:]

@@ -23,6 +23,7 @@ from aiohttp import web
 from messaging.errors import NotFound
 from messaging.http.keys import POOL, READ_SLOTS
 from messaging.http.requests import PageRequest, parse_page
+from messaging.http.responses import json_response
 from messaging.store.conversations import (
     ConversationSummary,
     LastMessage,
@@ -68,7 +69,7 @@ async def messages(request: web.Request) -> web.Response:
 async def message(request: web.Request) -> web.Response:
     message_id = _path_id(request.match_info["id"], "message")
     async with request.app[READ_SLOTS]:
-        return web.json_response(_message(await get_message(request.app[POOL], message_id)))
+        return json_response(_message(await get_message(request.app[POOL], message_id)))
 
 
 def _path_id(raw: str, what: str) -> int:
@@ -88,7 +89,7 @@ def _path_id(raw: str, what: str) -> int:
 def _page_response(
     page: Page[Any], wanted: PageRequest, items: list[dict[str, Any]]
 ) -> web.Response:
-    return web.json_response(
+    return json_response(
         {
             "items": items,
             "meta": {"page": wanted.page, "page_size": wanted.page_size, "total": page.total},

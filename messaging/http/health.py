@@ -14,6 +14,7 @@ from aiohttp import web
 
 from messaging.errors import DatabaseUnavailable
 from messaging.http.keys import METRICS, POOL
+from messaging.http.responses import json_response
 from messaging.store.db import connection, ping
 from messaging.store.schema_migrations import pending_migrations
 
@@ -24,7 +25,7 @@ READINESS_CHECKS = web.AppKey("readiness_checks", list[tuple[str, ReadinessCheck
 
 
 async def healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return json_response({"status": "ok"})
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -44,7 +45,7 @@ async def readyz(request: web.Request) -> web.Response:
         ok, details = await check()
         checks[name] = {"ok": ok, **details}
         ready = ready and ok
-    return web.json_response(
+    return json_response(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status=200 if ready else 503,
     )

@@ -22,6 +22,7 @@ from messaging.http.body import expect_handler, read_json
 from messaging.http.keys import METRICS, POOL
 from messaging.http.problems import outcome_of
 from messaging.http.requests import parse_email_send, parse_idempotency_key, parse_sms_send
+from messaging.http.responses import json_response
 from messaging.models import OutboundMessage
 from messaging.outbox import queue_send
 
@@ -54,7 +55,7 @@ async def _send(request: web.Request, channel: str, parse: Parser) -> web.Respon
         request.app[METRICS].send_request(channel, outcome, time.perf_counter() - started)
     # A replay answers what the first request was answered, not the message's
     # status now: the body of a 202 describes the acceptance.
-    return web.json_response(
+    return json_response(
         {"id": queued.message_id, "status": "queued", "conversation_id": queued.conversation_id},
         status=202,
         headers=None if queued.created else {REPLAYED_HEADER: "true"},

@@ -19,6 +19,7 @@ from messaging.http.body import expect_handler, read_json_text
 from messaging.http.keys import EVENT_WRITER, METRICS
 from messaging.http.problems import outcome_of
 from messaging.http.requests import parse_email_webhook, parse_sms_webhook
+from messaging.http.responses import json_response
 from messaging.models import InboundEvent
 
 Parser = Callable[[dict[str, Any], str], InboundEvent]
@@ -46,7 +47,7 @@ async def _ingest(request: web.Request, channel: str, parse: Parser) -> web.Resp
         raise
     finally:
         metrics.webhook(channel, outcome, time.perf_counter() - started)
-    return web.json_response(
+    return json_response(
         {
             "id": stored.id,
             "status": "accepted",
