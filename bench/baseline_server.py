@@ -41,13 +41,17 @@ async def healthz(request: web.Request) -> web.Response:
 def serve(handler: Handler, port: int) -> None:
     """Serve POST /api/webhooks/sms with handler, and /healthz, on uvloop, with no
     middleware and no logging (this baseline and bench/bare_server.py)."""
+    serve_app(web.Application(), handler, port)
+
+
+def serve_app(app: web.Application, handler: Handler, port: int) -> None:
+    """serve() with an app of the caller's (bench/durable_server.py's has a pool)."""
     try:
         import uvloop  # the service runs on uvloop too (messaging/cli.py)
 
         uvloop.install()
     except ImportError:
         pass
-    app = web.Application()
     app.add_routes([web.post("/api/webhooks/sms", handler), web.get("/healthz", healthz)])
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 

@@ -19,6 +19,8 @@ class Profile:
     warmup_s: int
     ingest_s: int
     ingest_connections: int
+    # The whole pipeline under closed-loop load (scenarios/pipeline.py).
+    pipeline_s: int
     e2e_s: float
     e2e_rates: tuple[int, ...]
     e2e_sweeps_ms: tuple[int, ...]
@@ -42,6 +44,7 @@ FULL = Profile(
     warmup_s=2,
     ingest_s=10,
     ingest_connections=64,
+    pipeline_s=12,
     e2e_s=30.0,
     e2e_rates=(200, 2000),
     e2e_sweeps_ms=(1000, 100),
@@ -64,6 +67,7 @@ QUICK = Profile(
     warmup_s=1,
     ingest_s=2,
     ingest_connections=64,
+    pipeline_s=3,
     e2e_s=2.0,
     e2e_rates=(200, 2000),
     e2e_sweeps_ms=(1000, 100),

@@ -14,7 +14,7 @@ from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
 
-ORDER = ("ingest", "end_to_end", "drain", "peers", "pgbench")
+ORDER = ("ingest", "pipeline", "end_to_end", "drain", "peers", "pgbench")
 
 
 def write(results: dict[str, Any]) -> list[Path]:

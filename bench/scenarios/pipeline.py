@@ -1,0 +1,294 @@
+"""Scenario: the whole pipeline (issue 10, target 2) and the CPU it costs per
+webhook, by process (target 4).
+
+Closed loop at 64 connections (wrk) for the profile's pipeline_s against:
+
+- bare: bench/bare_server.py, `request.json()` and a 202: the framework's
+  ceiling, whose req/s the pipeline's processed/s is compared with;
+- serve: `messaging serve` with default settings (logging at INFO, the worker in
+  the process), what `make run` starts;
+- serve + worker: `messaging serve --no-worker` and `messaging worker` as two
+  processes, default settings: the process model measured beside the default
+  before it could become one.
+
+For the service, "processed" counts the messages committed inside the load's
+window; the backlog is what is still unprocessed when the load stops, in
+seconds of work at the measured rate. received -> processed is taken for the
+events received inside the window, from received_at to the commit of their
+message (pg_xact_commit_timestamp). CPU per webhook is read from /proc for the
+service's processes and PostgreSQL's, and transactions per webhook from
+pg_stat_database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import asyncpg
+
+from bench.context import Context
+from bench.cpu import cpu_seconds, server_pids, total_cpu
+from bench.procs import MESSAGING, PYTHON, child_env, next_port, running, wait_until_ready
+from bench.queries import query
+from bench.scenarios.common import rotated, section, skipped, table, tag
+from bench.scenarios.end_to_end import WORKER_MISSING
+from bench.scenarios.ingest import PATH, load
+from bench.stats import median, paired_ratio
+
+TITLE = "2. Whole pipeline"
+_CLOCK = query("pipeline.sql", "clock")
+_BACKLOG = query("pipeline.sql", "backlog")
+_WINDOW = query("pipeline.sql", "window_figures")
+_TRANSACTIONS = query("pipeline.sql", "transactions")
+_COMMIT_TS_ON = query("admin.sql", "commit_timestamps_on")
+# Default settings: the bench's children log at WARNING unless told otherwise.
+DEFAULTS = {"LOG_LEVEL": "INFO"}
+DRAIN_LIMIT_S = 120.0
+
+VARIANTS = {
+    "bare": "bare aiohttp handler, request.json() only (issue 10's baseline a)",
+    "serve": "messaging serve, default settings (as make run starts it)",
+    "serve_split": "messaging serve --no-worker + messaging worker, default settings",
+}
+
+
+async def run(ctx: Context) -> dict[str, Any]:
+    if not ctx.can.worker:
+        return skipped(TITLE, WORKER_MISSING)
+    raw: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    for repeat in range(ctx.profile.repeats):
+        for variant in rotated(list(VARIANTS), repeat):
+            result = await (_bare(ctx) if variant == "bare" else _service(ctx, variant))
+            raw[variant].append(result)
+            print(f"  pipeline {variant:12} repeat {repeat + 1}: {_line(result)}", flush=True)
+    return _section(ctx, raw)
+
+
+def _line(r: dict[str, Any]) -> str:
+    if "processed_per_s" not in r:
+        return f"{r['rps']:8.0f} req/s  cpu {r['server_cpu_us']:.0f} us/req"
+    return (
+        f"{r['rps']:8.0f} req/s accepted, {r['processed_per_s']:8.0f}/s processed,"
+        f" backlog {r['backlog_s']:.2f} s, received->processed p50 {r['p50_ms']:.1f} ms"
+        f" p99 {r['p99_ms']:.1f} ms, errors {r['errors']}"
+    )
+
+
+async def _bare(ctx: Context) -> dict[str, Any]:
+    port = next_port()
+    argv = [PYTHON, "-m", "bench.bare_server", str(port)]
+    async with running("bare_server", argv) as proc:
+        base = f"http://127.0.0.1:{port}"
+        await wait_until_ready(f"{base}/healthz", proc)
+        await load(ctx, base + PATH, ctx.profile.warmup_s, tag())
+        before = cpu_seconds(proc.pid)
+        result = await load(ctx, base + PATH, ctx.profile.pipeline_s, tag())
+        after = cpu_seconds(proc.pid)
+    result["server_cpu_us"] = _per(before, after, result["requests"])
+    return result
+
+
+@asynccontextmanager
+async def _deployment(
+    ctx: Context, database_url: str, variant: str
+) -> AsyncIterator[tuple[str, dict[str, int]]]:
+    """The variant's processes on their own port; yields the base URL and the
+    pids by role (api, worker; one process holds both for serve)."""
+    port = next_port()
+    env = child_env({"DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port)})
+    env.update(DEFAULTS)
+    async with AsyncExitStack() as stack:
+        argv = [MESSAGING, "serve"] + (["--no-worker"] if variant == "serve_split" else [])
+        api = await stack.enter_async_context(running(f"pipeline_{variant}", argv, env))
+        pids = {"api": api.pid}
+        if variant == "serve_split":
+            worker_argv = [MESSAGING, "worker"]
+            worker = await stack.enter_async_context(running("pipeline_worker", worker_argv, env))
+            pids["worker"] = worker.pid
+        base = f"http://127.0.0.1:{port}"
+        await wait_until_ready(f"{base}/healthz", api)
+        yield base, pids
+
+
+async def _service(ctx: Context, variant: str) -> dict[str, Any]:
+    p = ctx.profile
+    async with (
+        ctx.databases.migrated("pipeline") as database_url,
+        _deployment(ctx, database_url, variant) as (base, pids),
+    ):
+        conn = await asyncpg.connect(database_url)
+        try:
+            await load(ctx, base + PATH, p.warmup_s, tag())
+            await _drained(conn)
+            commit_ts = bool(await conn.fetchval(_COMMIT_TS_ON))
+            pg = await server_pids(database_url)
+            await asyncio.sleep(1.1)  # pg_stat_database flushes at most once a second
+            xacts0 = int(await conn.fetchval(_TRANSACTIONS))
+            cpu0 = {role: cpu_seconds(pid) for role, pid in pids.items()} | {"pg": total_cpu(pg)}
+            t0 = float(await conn.fetchval(_CLOCK))
+            result = await load(ctx, base + PATH, p.pipeline_s, tag())
+            t1 = float(await conn.fetchval(_CLOCK))
+            backlog = int(await conn.fetchval(_BACKLOG))
+            drain_s = await _drained(conn)
+            cpu1 = {role: cpu_seconds(pid) for role, pid in pids.items()} | {"pg": total_cpu(pg)}
+            await asyncio.sleep(1.1)
+            xacts1 = int(await conn.fetchval(_TRANSACTIONS))
+            window = await conn.fetchrow(_WINDOW, t0, t1, commit_ts)
+        finally:
+            await conn.close()
+    processed_per_s = int(window["processed"]) / (t1 - t0)
+    requests = result["requests"]
+    # CPU over the load and the drain that followed it: the work of every
+    # webhook of the window, ingest and processing.
+    cpu = {role: _per(cpu0[role], cpu1[role], requests) for role in cpu0}
+    return result | {
+        "processed_per_s": processed_per_s,
+        "processed_vs_accepted": processed_per_s / result["rps"] if result["rps"] else 0.0,
+        "backlog": backlog,
+        "backlog_s": backlog / processed_per_s if processed_per_s else float("inf"),
+        "drain_after_s": drain_s,
+        "p50_ms": window["p50_ms"],
+        "p99_ms": window["p99_ms"],
+        "measured_to": "commit" if commit_ts else "transaction start",
+        "server_cpu_us": cpu["api"],
+        "worker_cpu_us": cpu.get("worker"),
+        "postgres_cpu_us": cpu["pg"],
+        # The warm-up's transactions are done before xacts0; these are the
+        # window's webhooks' and the bench's own few queries.
+        "transactions_per_webhook": (xacts1 - xacts0) / requests if requests else None,
+    }
+
+
+async def _drained(conn: asyncpg.Connection) -> float:
+    """Seconds until every stored event is processed (bounded by DRAIN_LIMIT_S)."""
+    started = time.monotonic()
+    while int(await conn.fetchval(_BACKLOG)) > 0:
+        if time.monotonic() - started > DRAIN_LIMIT_S:
+            raise RuntimeError(f"the backlog did not drain within {DRAIN_LIMIT_S:.0f} s")
+        await asyncio.sleep(0.05)
+    return time.monotonic() - started
+
+
+def _per(before: float | None, after: float | None, requests: int) -> float | None:
+    if before is None or after is None or not requests:
+        return None
+    return (after - before) * 1e6 / requests
+
+
+def _med(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r.get(key) for r in runs]
+    if not values or any(v is None for v in values):
+        return None
+    return median([float(v) for v in values if v is not None])
+
+
+def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    p = ctx.profile
+    bare_rps = [r["rps"] for r in raw["bare"]]
+    summary: dict[str, Any] = {"bare": {"rps": _med(raw["bare"], "rps")}}
+    rows, cpu_rows = [], []
+    for variant in ("serve", "serve_split"):
+        runs = raw[variant]
+        s = {
+            key: _med(runs, key)
+            for key in (
+                "rps",
+                "processed_per_s",
+                "backlog_s",
+                "drain_after_s",
+                "p50_ms",
+                "p99_ms",
+                "server_cpu_us",
+                "worker_cpu_us",
+                "postgres_cpu_us",
+                "transactions_per_webhook",
+            )
+        }
+        s["processed_vs_bare"] = paired_ratio([r["processed_per_s"] for r in runs], bare_rps)
+        s["max_backlog_s"] = max(r["backlog_s"] for r in runs)
+        s["errors"] = sum(int(r["errors"]) for r in runs)
+        summary[variant] = s
+        rows.append(
+            [
+                VARIANTS[variant],
+                s["rps"],
+                s["processed_per_s"],
+                s["processed_vs_bare"],
+                s["backlog_s"],
+                s["p50_ms"],
+                s["p99_ms"],
+                s["errors"],
+            ]
+        )
+        total = sum(v for v in (s["server_cpu_us"], s["worker_cpu_us"], s["postgres_cpu_us"]) if v)
+        cpu_rows.append(
+            [
+                VARIANTS[variant],
+                s["server_cpu_us"],
+                s["worker_cpu_us"] if variant == "serve_split" else "(in serve)",
+                s["postgres_cpu_us"],
+                total,
+                s["transactions_per_webhook"],
+            ]
+        )
+    summary["split_vs_serve"] = paired_ratio(
+        [r["processed_per_s"] for r in raw["serve_split"]],
+        [r["processed_per_s"] for r in raw["serve"]],
+    )
+    bare_cpu = _med(raw["bare"], "server_cpu_us")
+    rows.insert(0, [VARIANTS["bare"], summary["bare"]["rps"], "-", 1.0, "-", "-", "-", 0])
+    cpu_rows.insert(0, [VARIANTS["bare"], bare_cpu, "-", "-", bare_cpu, "-"])
+    serve = summary["serve"]
+    notes = [
+        f"Issue 10, target 2: `messaging serve` (defaults) processed "
+        f"{serve['processed_vs_bare']:.2f} of the bare handler's req/s (target 0.60), with "
+        f"at most {serve['max_backlog_s']:.2f} s of work left at the end (target <= 1 s).",
+        f"Two processes (API and worker) against one: {summary['split_vs_serve']:.2f}x the "
+        "processed/s (ratio). `messaging serve` stays one process unless this says otherwise.",
+        "CPU us per webhook covers the load and the drain after it, so that it holds each "
+        "webhook's ingest and processing; the bare handler's is its request alone.",
+    ]
+    return section(
+        TITLE,
+        what=(
+            f"{p.ingest_connections} connections, closed loop (wrk), {p.pipeline_s} s per "
+            f"measurement after {p.warmup_s} s of warm-up (drained before the window), "
+            f"{p.repeats} repeats with the variants in rotating order; medians. Default "
+            "settings: LOG_LEVEL=INFO and nothing else set but the database and the port."
+        ),
+        tables=[
+            table(
+                "Webhooks processed under closed-loop load",
+                [
+                    "variant",
+                    "accepted req/s (abs)",
+                    "processed/s (abs)",
+                    "processed / bare req/s (ratio)",
+                    "backlog at end, s of work (abs)",
+                    "received -> processed p50 ms (abs)",
+                    "p99 ms (abs)",
+                    "errors",
+                ],
+                rows,
+            ),
+            table(
+                "CPU per webhook by process (target 4)",
+                [
+                    "variant",
+                    "API / server process us (abs)",
+                    "worker process us (abs)",
+                    "PostgreSQL us (abs)",
+                    "total us (abs)",
+                    "transactions per webhook",
+                ],
+                cpu_rows,
+            ),
+        ],
+        raw=raw,
+        summary=summary,
+        notes=notes,
+    )
