@@ -60,24 +60,27 @@ async def open_loop(
     rate: float, duration: float, fire: Callable[[int, float], Awaitable[None]]
 ) -> None:
     """Call fire(k, scheduled_epoch) for k = 0..rate*duration-1 at times
-    start + k/rate, each as its own task; return when all have finished.
+    start + k/rate, each as its own task created when it falls due (never
+    ahead); return when all have finished.
 
     The loop wakes for whatever is due (several at once when it wakes late), so
     timer granularity costs no requests; the scheduled time, not the moment of
-    sending, is what the latency is measured from."""
-    loop = asyncio.get_running_loop()
+    sending, is what the latency is measured from. The schedule runs on
+    time.monotonic(), not loop.time(): uvloop's loop clock is cached per
+    iteration at millisecond resolution, which would make requests late and
+    shift every scheduled epoch by however stale it was when converted."""
     total = int(rate * duration)
-    start = loop.time() + 0.05
-    to_epoch = time.time() - loop.time()
+    start = time.monotonic() + 0.05
+    to_epoch = time.time() - time.monotonic()
     tasks: list[asyncio.Task[None]] = []
     k = 0
     while k < total:
-        now = loop.time()
+        now = time.monotonic()
         while k < total and start + k / rate <= now:
             tasks.append(asyncio.create_task(fire(k, start + k / rate + to_epoch)))
             k += 1
         if k < total:
-            await asyncio.sleep(max(0.0, start + k / rate - loop.time()))
+            await asyncio.sleep(max(0.0, start + k / rate - time.monotonic()))
     await asyncio.gather(*tasks)
 
 
