@@ -66,6 +66,7 @@ def responses(records: list[dict[str, Any]]) -> dict[str, Any]:
         "http_p50_ms": percentile(http, 50),
         "http_p99_ms": percentile(http, 99),
         "http_max_ms": max(http, default=float("nan")),
+        "client_lag_p50_ms": percentile(lag, 50),
         "client_lag_p99_ms": percentile(lag, 99),
         "client_lag_max_ms": max(lag, default=float("nan")),
     }
