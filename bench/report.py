@@ -201,7 +201,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sections = results["sections"]
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    fig, axes = plt.subplots(2, 3, figsize=(19, 9))
     fig.suptitle(
         f"messaging-service benchmarks ({results['profile']} run, "
         f"{results['machine']['cores']} cores, PostgreSQL "
@@ -212,6 +212,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     _plot_end_to_end(axes[0][1], sections.get("end_to_end"))
     _plot_drain(axes[1][0], sections.get("drain"), sections.get("peers"))
     _plot_pgbench(axes[1][1], sections.get("pgbench"))
+    _plot_latency(axes[0][2], sections.get("latency"))
+    axes[1][2].axis("off")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -271,6 +273,25 @@ def _plot_end_to_end(ax: Any, s: dict[str, Any] | None) -> None:
     ax.set_xticks(list(x), labels, fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("ms (log)")
+    ax.legend()
+
+
+def _plot_latency(ax: Any, s: dict[str, Any] | None) -> None:
+    if _unavailable(ax, "3. Latency under load (open loop), p99", s):
+        return
+    assert s is not None
+    bars = (
+        ("bare_202_p99_ms", "bare 202", "#bbb"),
+        ("service_202_p99_ms", "service 202", "#2a7"),
+        ("commit_p99_ms", "service commit", "#c63"),
+    )
+    rates = [rate for rate in s["summary"] if rate != "machine"]
+    for i, (key, label, color) in enumerate(bars):
+        x = [j + (i - 1) * 0.27 for j in range(len(rates))]
+        ax.bar(x, [s["summary"][r][key] for r in rates], width=0.27, label=label, color=color)
+    ax.set_xticks(range(len(rates)), [f"{r}/s" for r in rates])
+    ax.set_yscale("log")
+    ax.set_ylabel("p99 ms (log)")
     ax.legend()
 
 
