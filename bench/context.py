@@ -24,6 +24,10 @@ class Profile:
     e2e_s: float
     e2e_rates: tuple[int, ...]
     e2e_sweeps_ms: tuple[int, ...]
+    # Latency under load: measured seconds per open-loop run (after the client's
+    # warm-up second), at each rate, bare handler then service.
+    latency_s: float
+    latency_rates: tuple[int, ...]
     drain_events: int
     drain_workers: tuple[int, ...]
     peer_enqueue_s: float
@@ -48,6 +52,8 @@ FULL = Profile(
     e2e_s=30.0,
     e2e_rates=(200, 2000),
     e2e_sweeps_ms=(1000, 100),
+    latency_s=30.0,
+    latency_rates=(2000, 200),
     drain_events=100_000,
     drain_workers=(1, 2),
     peer_enqueue_s=10.0,
@@ -71,6 +77,8 @@ QUICK = Profile(
     e2e_s=2.0,
     e2e_rates=(200, 2000),
     e2e_sweeps_ms=(1000, 100),
+    latency_s=3.0,
+    latency_rates=(2000, 200),
     drain_events=30_000,
     drain_workers=(1, 2),
     peer_enqueue_s=1.0,

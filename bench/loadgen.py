@@ -1,7 +1,7 @@
 """Load generators that run in a process of their own (never in the process
 being measured, nor in the orchestrator).
 
-    python -m bench.loadgen open   URL --rate R --duration S --prefix P --out FILE
+    python -m bench.loadgen open   URL --rate R --duration S [--warmup W] --prefix P --out FILE
     python -m bench.loadgen closed URL --connections C --duration S --prefix P
 
 `open` sends webhooks at a fixed rate whatever the responses do (open loop: a
@@ -9,6 +9,12 @@ slow answer delays no later request, so queueing shows up as latency instead of
 as a lower rate) and writes one record per request to FILE: its scheduled send
 time, when it was actually sent and answered (Unix epoch seconds, the clock
 PostgreSQL's now() also reads), the status and the event id of the answer.
+Each request is started when it falls due, never created ahead of time: a
+client that builds all its requests up front charges its own start-up to the
+server. The first W seconds (default 1) are sent like the rest but flagged
+`"warmup": true`, for the reader to leave out (the pool's connections are opened
+then, the server's caches fill); S seconds are measured after them. `sent` minus
+`scheduled` is how late the client itself started a request (its lag).
 
 `closed` is the stand-in for wrk where wrk is not installed: C connections, each
 sending its next request when the last is answered; it prints the WRK_JSON line
@@ -38,6 +44,12 @@ SMS_TEMPLATE = {
 }
 HEADERS = {"Content-Type": "application/json"}
 REQUEST_TIMEOUT_S = 30.0
+# Connections the open-loop client may hold: far more than a rate of a few
+# thousand per second keeps in flight, so that a slow answer never makes a
+# due request wait for a free connection (which would hide the server's delay
+# as client lag). Keep-alive is aiohttp's default: connections are reused.
+OPEN_LOOP_CONNECTIONS = 2048
+WARMUP_S = 1.0
 
 
 def webhook_body(provider_id: str) -> bytes:
@@ -48,35 +60,44 @@ async def open_loop(
     rate: float, duration: float, fire: Callable[[int, float], Awaitable[None]]
 ) -> None:
     """Call fire(k, scheduled_epoch) for k = 0..rate*duration-1 at times
-    start + k/rate, each as its own task; return when all have finished.
+    start + k/rate, each as its own task created when it falls due (never
+    ahead); return when all have finished.
 
     The loop wakes for whatever is due (several at once when it wakes late), so
     timer granularity costs no requests; the scheduled time, not the moment of
-    sending, is what the latency is measured from."""
-    loop = asyncio.get_running_loop()
+    sending, is what the latency is measured from. The schedule runs on
+    time.monotonic(), not loop.time(): uvloop's loop clock is cached per
+    iteration at millisecond resolution, which would make requests late and
+    shift every scheduled epoch by however stale it was when converted."""
     total = int(rate * duration)
-    start = loop.time() + 0.05
-    to_epoch = time.time() - loop.time()
+    start = time.monotonic() + 0.05
+    to_epoch = time.time() - time.monotonic()
     tasks: list[asyncio.Task[None]] = []
     k = 0
     while k < total:
-        now = loop.time()
+        now = time.monotonic()
         while k < total and start + k / rate <= now:
             tasks.append(asyncio.create_task(fire(k, start + k / rate + to_epoch)))
             k += 1
         if k < total:
-            await asyncio.sleep(max(0.0, start + k / rate - loop.time()))
+            await asyncio.sleep(max(0.0, start + k / rate - time.monotonic()))
     await asyncio.gather(*tasks)
 
 
-async def run_open(url: str, rate: float, duration: float, prefix: str) -> list[dict[str, Any]]:
+async def run_open(
+    url: str, rate: float, duration: float, prefix: str, warmup: float = WARMUP_S
+) -> list[dict[str, Any]]:
+    """warmup + duration seconds of requests at rate; the first warmup seconds'
+    records are flagged, not dropped (they were sent, and loaded the server)."""
     records: list[dict[str, Any]] = []
-    connector = aiohttp.TCPConnector(limit=2048)
+    warmup_requests = int(rate * warmup)
+    connector = aiohttp.TCPConnector(limit=OPEN_LOOP_CONNECTIONS)
     timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
 
         async def fire(k: int, scheduled: float) -> None:
             record: dict[str, Any] = {"k": k, "scheduled": scheduled, "sent": time.time()}
+            record["warmup"] = k < warmup_requests
             try:
                 async with session.post(
                     url, data=webhook_body(f"{prefix}-{k}"), headers=HEADERS
@@ -90,7 +111,7 @@ async def run_open(url: str, rate: float, duration: float, prefix: str) -> list[
             record["done"] = time.time()
             records.append(record)
 
-        await open_loop(rate, duration, fire)
+        await open_loop(rate, warmup + duration, fire)
     return sorted(records, key=lambda r: r["k"])
 
 
@@ -141,7 +162,8 @@ def main() -> None:
     open_ = sub.add_parser("open")
     open_.add_argument("url")
     open_.add_argument("--rate", type=float, required=True)
-    open_.add_argument("--duration", type=float, required=True)
+    open_.add_argument("--duration", type=float, required=True, help="measured seconds")
+    open_.add_argument("--warmup", type=float, default=WARMUP_S, help="seconds sent first, flagged")
     open_.add_argument("--prefix", required=True)
     open_.add_argument("--out", required=True)
     closed = sub.add_parser("closed")
@@ -157,7 +179,9 @@ def main() -> None:
     except ImportError:
         pass
     if args.mode == "open":
-        records = asyncio.run(run_open(args.url, args.rate, args.duration, args.prefix))
+        records = asyncio.run(
+            run_open(args.url, args.rate, args.duration, args.prefix, args.warmup)
+        )
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump(records, f)
     else:

@@ -39,6 +39,15 @@ def child_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def default_settings_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    """child_env without any of the service's settings (LOG_*, MESSAGING_*, from
+    the bench or from our own environment), plus overrides: the service then
+    runs on its defaults."""
+    env = {k: v for k, v in child_env().items() if not k.startswith(("LOG_", "MESSAGING_"))}
+    env.update(overrides or {})
+    return env
+
+
 @asynccontextmanager
 async def running(
     name: str, argv: list[str], env: Mapping[str, str] | None = None, grace: float = 15.0

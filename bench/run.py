@@ -24,13 +24,24 @@ from typing import Any
 from bench import db, report
 from bench.context import FULL, QUICK, Capabilities, Context
 from bench.procs import WORK_DIR, run_command
-from bench.scenarios import drain, end_to_end, ingest, peers, pgbench, pipeline
+from bench.scenarios import (
+    cost,
+    drain,
+    end_to_end,
+    ingest,
+    latency,
+    peers,
+    pgbench,
+    pipeline,
+)
 
 Scenario = Callable[[Context], Awaitable[dict[str, Any]]]
 
 SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "ingest": (ingest.TITLE, ingest.run),
     "pipeline": (pipeline.TITLE, pipeline.run),
+    "latency": (latency.TITLE, latency.run),
+    "cost": (cost.TITLE, cost.run),
     "end_to_end": (end_to_end.TITLE, end_to_end.run),
     "drain": (drain.TITLE, drain.run),
     "peers": (peers.TITLE, peers.run),

@@ -1,5 +1,6 @@
-"""What several scenarios share: starting the service, rotating the order of
-variants between repeats, and the section shape of the report."""
+"""What several scenarios share: starting the service and the baseline
+servers, rotating the order of variants between repeats, and the section shape
+of the report."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from bench.context import Context
-from bench.procs import MESSAGING, child_env, next_port, running, wait_until_ready
+from bench.procs import (
+    MESSAGING,
+    PYTHON,
+    child_env,
+    default_settings_env,
+    next_port,
+    running,
+    wait_until_ready,
+)
 
 T = TypeVar("T")
 
@@ -35,22 +44,39 @@ async def service(
     worker: bool,
     env: dict[str, str] | None = None,
     pids: list[int] | None = None,
+    defaults: bool = False,
 ) -> AsyncIterator[str]:
     """`messaging serve` on its own port and database; yields its base URL.
 
     worker=False asks for the API alone (`--no-worker`) where the CLI offers it;
-    pids, if given, receives the server process's pid (for CPU figures)."""
+    pids, if given, receives the server process's pid (for CPU figures);
+    defaults=True runs it with no setting but where to listen and which database
+    (not even the bench's LOG_LEVEL=WARNING), as a user's first start runs it."""
     port = next_port()
     argv = [MESSAGING, "serve"]
     if not worker and ctx.can.serve_without_worker:
         argv.append("--no-worker")
     overrides = {"DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port)}
-    async with running(name, argv, child_env({**overrides, **(env or {})})) as proc:
+    environ = default_settings_env if defaults else child_env
+    async with running(name, argv, environ({**overrides, **(env or {})})) as proc:
         if pids is not None:
             pids.append(proc.pid)
         base = f"http://127.0.0.1:{port}"
         await wait_until_ready(f"{base}/healthz", proc)
         yield base
+
+
+@asynccontextmanager
+async def baseline(module: str, *args: str) -> AsyncIterator[tuple[str, int]]:
+    """A baseline server (bench.bare_server, bench.baseline_server, or
+    bench.durable_server with its database URL in args) on its own port; yields
+    its base URL and pid."""
+    port = next_port()
+    argv = [PYTHON, "-m", module, str(port), *args]
+    async with running(module.rsplit(".", 1)[1], argv) as proc:
+        base = f"http://127.0.0.1:{port}"
+        await wait_until_ready(f"{base}/healthz", proc)
+        yield base, proc.pid
 
 
 def section(

@@ -26,8 +26,8 @@ from typing import Any
 from bench.context import Context
 from bench.cpu import cpu_seconds, server_pids, total_cpu
 from bench.db import HISTORY_EVENTS
-from bench.procs import PYTHON, ROOT, next_port, run_command, running, wait_until_ready
-from bench.scenarios.common import rotated, section, service, table, tag
+from bench.procs import PYTHON, ROOT, run_command
+from bench.scenarios.common import baseline, rotated, section, service, table, tag
 from bench.stats import median, paired_ratio
 
 TITLE = "1. Ingest"
@@ -45,7 +45,7 @@ VARIANTS = {
 # What each service variant changes from the bench's children's environment
 # (LOG_LEVEL=WARNING, bench/procs.py).
 _ENV = {
-    "service_defaults": {"LOG_LEVEL": "INFO"},
+    "service_defaults": {},  # and none of the bench's settings: defaults=True
     "service": {},
     "one_commit_each": {"MESSAGING_GROUP_COMMIT": "false"},
 }
@@ -85,28 +85,30 @@ def _per_request(before: float | None, after: float | None, requests: int) -> fl
 async def _target(ctx: Context, variant: str) -> AsyncIterator[tuple[str, int, str | None]]:
     """The variant's URL, its server's pid, and its database (None: it has none)."""
     if variant == "durable":
-        port = next_port()
-        async with ctx.databases.migrated("ingest") as database_url:
-            argv = [PYTHON, "-m", "bench.durable_server", str(port), database_url]
-            async with running("durable_server", argv) as proc:
-                base = f"http://127.0.0.1:{port}"
-                await wait_until_ready(f"{base}/healthz", proc)
-                yield base + PATH, proc.pid, database_url
+        async with (
+            ctx.databases.migrated("ingest") as database_url,
+            baseline("bench.durable_server", database_url) as (base, pid),
+        ):
+            yield base + PATH, pid, database_url
         return
     if variant in ("bare", "ceiling"):
-        port = next_port()
         module = "bench.bare_server" if variant == "bare" else "bench.baseline_server"
-        argv = [PYTHON, "-m", module, str(port)]
-        async with running(module.rsplit(".", 1)[1], argv) as proc:
-            base = f"http://127.0.0.1:{port}"
-            await wait_until_ready(f"{base}/healthz", proc)
-            yield base + PATH, proc.pid, None
+        async with baseline(module) as (base, pid):
+            yield base + PATH, pid, None
         return
     env = _ENV[variant]
     pids: list[int] = []
     async with (
         ctx.databases.migrated("ingest") as database_url,
-        service(ctx, database_url, f"ingest_{variant}", worker=False, env=env, pids=pids) as base,
+        service(
+            ctx,
+            database_url,
+            f"ingest_{variant}",
+            worker=False,
+            env=env,
+            pids=pids,
+            defaults=variant == "service_defaults",
+        ) as base,
     ):
         yield base + PATH, pids[0], database_url
 

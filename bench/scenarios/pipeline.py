@@ -32,9 +32,9 @@ import asyncpg
 
 from bench.context import Context
 from bench.cpu import cpu_seconds, server_pids, total_cpu
-from bench.procs import MESSAGING, PYTHON, child_env, next_port, running, wait_until_ready
+from bench.procs import MESSAGING, default_settings_env, next_port, running, wait_until_ready
 from bench.queries import query
-from bench.scenarios.common import rotated, section, skipped, table, tag
+from bench.scenarios.common import baseline, rotated, section, skipped, table, tag
 from bench.scenarios.end_to_end import WORKER_MISSING
 from bench.scenarios.ingest import PATH, load
 from bench.stats import median, paired_ratio
@@ -45,8 +45,6 @@ _BACKLOG = query("pipeline.sql", "backlog")
 _WINDOW = query("pipeline.sql", "window_figures")
 _TRANSACTIONS = query("pipeline.sql", "transactions")
 _COMMIT_TS_ON = query("admin.sql", "commit_timestamps_on")
-# Default settings: the bench's children log at WARNING unless told otherwise.
-DEFAULTS = {"LOG_LEVEL": "INFO"}
 DRAIN_LIMIT_S = 120.0
 
 VARIANTS = {
@@ -79,15 +77,11 @@ def _line(r: dict[str, Any]) -> str:
 
 
 async def _bare(ctx: Context) -> dict[str, Any]:
-    port = next_port()
-    argv = [PYTHON, "-m", "bench.bare_server", str(port)]
-    async with running("bare_server", argv) as proc:
-        base = f"http://127.0.0.1:{port}"
-        await wait_until_ready(f"{base}/healthz", proc)
+    async with baseline("bench.bare_server") as (base, pid):
         await load(ctx, base + PATH, ctx.profile.warmup_s, tag())
-        before = cpu_seconds(proc.pid)
+        before = cpu_seconds(pid)
         result = await load(ctx, base + PATH, ctx.profile.pipeline_s, tag())
-        after = cpu_seconds(proc.pid)
+        after = cpu_seconds(pid)
     result["server_cpu_us"] = _per(before, after, result["requests"])
     return result
 
@@ -99,8 +93,9 @@ async def _deployment(
     """The variant's processes on their own port; yields the base URL and the
     pids by role (api, worker; one process holds both for serve)."""
     port = next_port()
-    env = child_env({"DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port)})
-    env.update(DEFAULTS)
+    env = default_settings_env(
+        {"DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port)}
+    )
     async with AsyncExitStack() as stack:
         argv = [MESSAGING, "serve"] + (["--no-worker"] if variant == "serve_split" else [])
         api = await stack.enter_async_context(running(f"pipeline_{variant}", argv, env))
@@ -189,8 +184,13 @@ def _med(runs: list[dict[str, Any]], key: str) -> float | None:
 def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     p = ctx.profile
     bare_rps = [r["rps"] for r in raw["bare"]]
-    summary: dict[str, Any] = {"bare": {"rps": _med(raw["bare"], "rps")}}
-    rows, cpu_rows = [], []
+    summary: dict[str, Any] = {
+        "bare": {
+            "rps": _med(raw["bare"], "rps"),
+            "server_cpu_us": _med(raw["bare"], "server_cpu_us"),
+        }
+    }
+    rows = []
     for variant in ("serve", "serve_split"):
         runs = raw[variant]
         s = {
@@ -224,24 +224,11 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
                 s["errors"],
             ]
         )
-        total = sum(v for v in (s["server_cpu_us"], s["worker_cpu_us"], s["postgres_cpu_us"]) if v)
-        cpu_rows.append(
-            [
-                VARIANTS[variant],
-                s["server_cpu_us"],
-                s["worker_cpu_us"] if variant == "serve_split" else "(in serve)",
-                s["postgres_cpu_us"],
-                total,
-                s["transactions_per_webhook"],
-            ]
-        )
     summary["split_vs_serve"] = paired_ratio(
         [r["processed_per_s"] for r in raw["serve_split"]],
         [r["processed_per_s"] for r in raw["serve"]],
     )
-    bare_cpu = _med(raw["bare"], "server_cpu_us")
     rows.insert(0, [VARIANTS["bare"], summary["bare"]["rps"], "-", 1.0, "-", "-", "-", 0])
-    cpu_rows.insert(0, [VARIANTS["bare"], bare_cpu, "-", "-", bare_cpu, "-"])
     serve = summary["serve"]
     notes = [
         f"Issue 10, target 2: `messaging serve` (defaults) processed "
@@ -249,8 +236,7 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
         f"at most {serve['max_backlog_s']:.2f} s of work left at the end (target <= 1 s).",
         f"Two processes (API and worker) against one: {summary['split_vs_serve']:.2f}x the "
         "processed/s (ratio). `messaging serve` stays one process unless this says otherwise.",
-        "CPU us per webhook covers the load and the drain after it, so that it holds each "
-        "webhook's ingest and processing; the bare handler's is its request alone.",
+        "CPU per webhook by process: section 4.",
     ]
     return section(
         TITLE,
@@ -258,7 +244,7 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
             f"{p.ingest_connections} connections, closed loop (wrk), {p.pipeline_s} s per "
             f"measurement after {p.warmup_s} s of warm-up (drained before the window), "
             f"{p.repeats} repeats with the variants in rotating order; medians. Default "
-            "settings: LOG_LEVEL=INFO and nothing else set but the database and the port."
+            "settings: nothing set but the database and the port (logging at INFO)."
         ),
         tables=[
             table(
@@ -274,18 +260,6 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
                     "errors",
                 ],
                 rows,
-            ),
-            table(
-                "CPU per webhook by process (target 4)",
-                [
-                    "variant",
-                    "API / server process us (abs)",
-                    "worker process us (abs)",
-                    "PostgreSQL us (abs)",
-                    "total us (abs)",
-                    "transactions per webhook",
-                ],
-                cpu_rows,
             ),
         ],
         raw=raw,
