@@ -5,7 +5,8 @@
 -- loop), with no client in the loop. Per batch, the worker's statements in the
 -- worker's order (messaging/store/*.sql):
 -- 1. the next batch_size due events, oldest due first, locked (claim_events'
---    choice, lock_claims' lock);
+--    choice, SKIP LOCKED as there, so that calls could run side by side;
+--    lock_claims' lock);
 -- 2. the conversations they need that do not exist yet (insert_missing_conversations);
 -- 3. their messages (insert_inbound_messages), what each conversation gained kept;
 -- 4. the events processed, with the columns the worker's claim would have set
@@ -33,7 +34,7 @@ BEGIN
             WHERE status IN ('received', 'error') AND next_attempt_at <= now()
             ORDER BY next_attempt_at
             LIMIT batch_size
-            FOR UPDATE
+            FOR UPDATE SKIP LOCKED
         );
         EXIT WHEN cardinality(ids) = 0;
 
