@@ -267,6 +267,8 @@ def _plot_drain(ax: Any, drain: dict[str, Any] | None, peers: dict[str, Any] | N
             colors.append("#2a7")
     if peers and peers["status"] == "ok":
         bars = (
+            # The service's drain of scenario 4, which the ratios there pair with.
+            ("messaging-service", "service\n(in 4.)", "#185"),
             ("pgqueuer", "pgqueuer\n(no-op)", "#bbb"),
             ("procrastinate", "procrastinate\n(no-op)", "#bbb"),
             ("pgqueuer_work", "pgqueuer\n(same work)", "#777"),
