@@ -307,7 +307,8 @@ def _section(
 
 SERVICE_DOES = (
     "its batch: a message per event, new conversations, counts and last activity, "
-    f"the events processed; {LIMIT_BATCH} events a transaction (after the claim's own)"
+    f"the events processed; {LIMIT_BATCH} events a transaction (after the claim's own), "
+    "two batches in flight (default settings)"
 )
 WORK_DOES = (
     "a same-work job (pgqueuer, procrastinate; bench/peers/work.py) gets one event's "
@@ -397,7 +398,10 @@ def _work_notes(ctx: Context) -> list[str]:
         "the claim's columns set (processor_id, claimed_at, attempt_count 1); a peer's job "
         "does not write them (the peer's own queue row is its claim). The limit updates each "
         "event row once, where the worker claims in a transaction of its own first and marks "
-        "processed in the batch's: the limit does less than the worker, as a limit should.",
+        "processed in the batch's: the limit does less than the worker, as a limit should. "
+        "But it runs on one connection, one batch at a time, where the worker keeps two "
+        "batches in flight on two connections (MESSAGING_BATCHES_IN_FLIGHT=2): on this "
+        "machine's 2 cores the worker can come close to it, or pass it.",
         "Every same-work and SQL-only drain is checked like the service's: every event "
         "processed, one message each, conversation counts adding up to the events.",
         f"Same-work jobs per repeat: pgqueuer {p.peer_work_jobs:,}, procrastinate "
