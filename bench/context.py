@@ -32,8 +32,13 @@ class Profile:
     drain_workers: tuple[int, ...]
     peer_enqueue_s: float
     peer_drain_jobs: int
-    # procrastinate drains a few hundred no-op jobs/s here: fewer keep quick quick.
+    # procrastinate drains a few hundred no-op jobs/s here (under 1,000 on a
+    # quiet machine): fewer keep the runs short (the full peers scenario to ~8 min).
     procrastinate_drain_jobs: int
+    # Events drained by each peer's same-work jobs per repeat (one transaction
+    # per job: a few thousand/s for pgqueuer, a few hundred for procrastinate).
+    peer_work_jobs: int
+    procrastinate_work_jobs: int
     # Try each peer's main setting on a smaller drain first and use the best.
     peer_sweep: bool
     peer_latency_s: float
@@ -58,7 +63,9 @@ FULL = Profile(
     drain_workers=(1, 2),
     peer_enqueue_s=10.0,
     peer_drain_jobs=50_000,
-    procrastinate_drain_jobs=50_000,
+    procrastinate_drain_jobs=10_000,
+    peer_work_jobs=20_000,
+    procrastinate_work_jobs=3_000,
     peer_sweep=True,
     peer_latency_s=30.0,
     peer_latency_rate=200,
@@ -84,6 +91,8 @@ QUICK = Profile(
     peer_enqueue_s=1.0,
     peer_drain_jobs=30_000,
     procrastinate_drain_jobs=1_000,
+    peer_work_jobs=2_000,
+    procrastinate_work_jobs=200,
     peer_sweep=False,
     peer_latency_s=2.0,
     peer_latency_rate=200,

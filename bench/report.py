@@ -72,6 +72,12 @@ def targets(sections: dict[str, Any]) -> list[dict[str, Any]]:
          get("end_to_end", "summary", "200", "poll_1000ms", "p50_vs_notify")),
         ("Issue 5: drain >= 2 x pgqueuer's no-op drain rate", "ratio", 2.0, ">=",
          get("peers", "summary", "pgqueuer", "service_drain_vs_this")),
+        ("Drain >= 3 x pgqueuer doing the same work", "ratio", 3.0, ">=",
+         get("peers", "summary", "pgqueuer_work", "service_drain_vs_this")),
+        ("Drain >= 3 x procrastinate doing the same work", "ratio", 3.0, ">=",
+         get("peers", "summary", "procrastinate_work", "service_drain_vs_this")),
+        ("Drain >= 0.80 x the SQL-only limit", "ratio", 0.80, ">=",
+         get("peers", "summary", "sql_limit", "service_drain_vs_this")),
     ]  # fmt: skip
     machine = _machine_now(sections)
     out = []
@@ -317,15 +323,25 @@ def _plot_drain(ax: Any, drain: dict[str, Any] | None, peers: dict[str, Any] | N
             rates.append(v["events_per_s"])
             colors.append("#2a7")
     if peers and peers["status"] == "ok":
-        for name in ("pgqueuer", "procrastinate"):
+        bars = (
+            # The service's drain of scenario 4, which the ratios there pair with.
+            ("messaging-service", "service\n(in 4.)", "#185"),
+            ("pgqueuer", "pgqueuer\n(no-op)", "#bbb"),
+            ("procrastinate", "procrastinate\n(no-op)", "#bbb"),
+            ("pgqueuer_work", "pgqueuer\n(same work)", "#777"),
+            ("procrastinate_work", "procrastinate\n(same work)", "#777"),
+            ("sql_limit", "SQL-only\nlimit", "#c63"),
+        )
+        for name, label, color in bars:
             if name in peers["summary"]:
-                labels.append(f"{name}\n(no-op jobs)")
+                labels.append(label)
                 rates.append(peers["summary"][name]["drain_jobs_per_s"])
-                colors.append("#777")
+                colors.append(color)
     if not labels:
         _unavailable(ax, "3-4. Drain rate", drain or peers)
         return
     ax.bar(labels, rates, color=colors)
+    ax.tick_params(axis="x", labelsize=7)
     ax.set_ylabel("events or jobs / s")
 
 

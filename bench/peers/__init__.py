@@ -10,6 +10,12 @@ extra), each behind the same small interface so that one scenario drives both:
                                         until stop is set; with record, each job
                                         appends now - its scheduled time (s)
 
-Their jobs do nothing; the service's worker does its real work (messages,
-conversations). bench/peers/cli.py runs each of these in a process of its own.
+and, for the drain against peers doing the same work (bench/peers/work.py):
+
+    seed_work(url)                      one same-work job per event waiting in
+                                        the (migrated) database
+    work_same(url, stop, knob)          a worker of those jobs, until stop is set
+
+The no-op jobs do nothing; the same-work jobs do what the service's worker does
+for one event. bench/peers/cli.py runs each of these in a process of its own.
 """

@@ -5,11 +5,15 @@
     python -m bench.peers.cli PEER enqueue  URL --seconds S --concurrency C
     python -m bench.peers.cli PEER produce  URL --rate R --seconds S
     python -m bench.peers.cli PEER work     URL [--record FILE] [--knob N]
+    python -m bench.peers.cli PEER seed     URL --job work
+    python -m bench.peers.cli PEER work     URL --job work [--knob N]
 
 `enqueue` prints a line "PEER_JSON {...}". `work` runs until SIGTERM or SIGINT,
 then writes the latencies it recorded (seconds) to FILE as a JSON list; --knob
 overrides the peer's main setting (pgqueuer: batch size; procrastinate:
-concurrency), to try settings.
+concurrency), to try settings. --job work seeds and works the same-work jobs
+of bench/peers/work.py instead of no-op jobs: one per event waiting in the
+(migrated) database.
 """
 
 from __future__ import annotations
@@ -34,12 +38,17 @@ def driver(peer: str) -> ModuleType:
     return procrastinate_peer
 
 
-async def _work(peer: ModuleType, url: str, record: list[float] | None, knob: int | None) -> None:
+async def _work(
+    peer: ModuleType, url: str, record: list[float] | None, knob: int | None, job: str
+) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await peer.work(url, stop, record, knob)
+    if job == "work":
+        await peer.work_same(url, stop, knob)
+    else:
+        await peer.work(url, stop, record, knob)
 
 
 def main() -> None:
@@ -53,6 +62,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float)
     parser.add_argument("--record")
     parser.add_argument("--knob", type=int)
+    parser.add_argument("--job", choices=("noop", "work"), default="noop")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     try:
@@ -64,6 +74,8 @@ def main() -> None:
     peer = driver(args.peer)
     if args.command == "install":
         asyncio.run(peer.install(args.url))
+    elif args.command == "seed" and args.job == "work":
+        print(f"seeded {asyncio.run(peer.seed_work(args.url))} same-work jobs")
     elif args.command == "seed":
         asyncio.run(peer.seed(args.url, args.jobs))
     elif args.command == "enqueue":
@@ -73,7 +85,7 @@ def main() -> None:
         asyncio.run(peer.produce(args.url, args.rate, args.seconds))
     else:
         record: list[float] | None = [] if args.record else None
-        asyncio.run(_work(peer, args.url, record, args.knob))
+        asyncio.run(_work(peer, args.url, record, args.knob, args.job))
         if args.record:
             with open(args.record, "w", encoding="utf-8") as f:
                 json.dump(record, f)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from datetime import timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from pgqueuer import AsyncpgDriver, AsyncpgPoolDriver, Job, Queries, QueueManage
 from pgqueuer.types import QueueExecutionMode
 
 from bench.loadgen import open_loop
+from bench.peers import work as same
 from bench.peers.common import POOL_SIZE, enqueue_for
 
 ENTRYPOINT = "noop"
@@ -41,6 +43,20 @@ async def seed(url: str, n: int) -> None:
             await queries.enqueue([ENTRYPOINT] * size, [None] * size, [0] * size)
     finally:
         await conn.close()
+
+
+async def seed_work(url: str) -> int:
+    """One same-work job per event waiting in the database; how many."""
+    jobs = [job.encode() for job in await same.event_jobs(url)]
+    conn = await asyncpg.connect(url)
+    try:
+        queries = Queries(AsyncpgDriver(conn))
+        for start in range(0, len(jobs), 10_000):
+            chunk = jobs[start : start + 10_000]
+            await queries.enqueue([same.ENTRYPOINT] * len(chunk), chunk, [0] * len(chunk))
+    finally:
+        await conn.close()
+    return len(jobs)
 
 
 async def enqueue(url: str, seconds: float, concurrency: int) -> dict[str, Any]:
@@ -77,18 +93,42 @@ async def work(
             if record is not None and job.payload:
                 record.append(time.time() - float(job.payload))
 
-        async def stop_when_asked() -> None:
-            await stop.wait()
-            qm.shutdown.set()
-
-        stopper = asyncio.create_task(stop_when_asked())
-        try:
-            await qm.run(
-                batch_size=knob or DEFAULT,
-                mode=QueueExecutionMode.continuous,
-                dequeue_timeout=timedelta(seconds=1),
-            )
-        finally:
-            stopper.cancel()
+        await _run(qm, stop, knob)
     finally:
         await conn.close()
+
+
+async def work_same(url: str, stop: asyncio.Event, knob: int | None = None) -> None:
+    """The worker of same-work jobs: each job in a task of its own (pgqueuer's
+    default, no concurrency limit), sharing the job's pool."""
+    conn = await asyncpg.connect(url)
+    try:
+        async with same.same_work(url) as do:
+            qm = QueueManager(Queries(AsyncpgDriver(conn)))
+
+            @qm.entrypoint(same.ENTRYPOINT)
+            async def same_work(job: Job) -> None:
+                assert job.payload is not None
+                await do(json.loads(job.payload))
+
+            await _run(qm, stop, knob)
+    finally:
+        await conn.close()
+
+
+async def _run(qm: QueueManager, stop: asyncio.Event, knob: int | None) -> None:
+    """Run qm at batch size knob (or DEFAULT) until stop is set."""
+
+    async def stop_when_asked() -> None:
+        await stop.wait()
+        qm.shutdown.set()
+
+    stopper = asyncio.create_task(stop_when_asked())
+    try:
+        await qm.run(
+            batch_size=knob or DEFAULT,
+            mode=QueueExecutionMode.continuous,
+            dequeue_timeout=timedelta(seconds=1),
+        )
+    finally:
+        stopper.cancel()

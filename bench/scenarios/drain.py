@@ -19,7 +19,7 @@ from bench.stats import median, paired_ratio
 TITLE = "3. Drain"
 _SEED = query("drain.sql", "seed_events")
 _VACUUM = query("drain.sql", "vacuum_events")
-_REMAINING = query("drain.sql", "remaining_events")
+REMAINING = query("drain.sql", "remaining_events")
 _OUTCOME = query("drain.sql", "drain_outcome")
 
 WORKER_MISSING = "worker not available (`messaging worker --help` fails on this branch)"
@@ -46,27 +46,41 @@ async def drain_service(ctx: Context, events: int, workers: int) -> dict[str, An
     """Seed `events` on a fresh database, run `workers` worker processes until
     all are processed; the rate, and a check that each event gave one message."""
     async with ctx.databases.migrated("drain") as url:
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute(_SEED, events, tag())
-            await conn.execute(_VACUUM)
-        finally:
-            await conn.close()
+        await seed_events(url, events)
         env = child_env({"DATABASE_URL": url})
         async with AsyncExitStack() as stack:
             for i in range(workers):
                 await stack.enter_async_context(
                     running(f"drain_worker_{i}", [MESSAGING, "worker"], env)
                 )
-            result = await time_drain(url, _REMAINING, events, limit_s=60 + events / 200)
-        conn = await asyncpg.connect(url)
-        try:
-            outcome = dict(await conn.fetchrow(_OUTCOME) or {})
-        finally:
-            await conn.close()
-    if outcome["not_processed"] != 0 or outcome["messages"] != events:
-        raise RuntimeError(f"drain of {events} events left {outcome}")
+            result = await time_drain(url, REMAINING, events, limit_s=60 + events / 200)
+        outcome = await checked_outcome(url, events)
     return result | outcome
+
+
+async def seed_events(url: str, events: int) -> None:
+    """`events` webhook events as the API stores them, then the table at rest:
+    what every drain of the service's rows starts from (the peers' same-work
+    jobs and the SQL-only limit too)."""
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(_SEED, events, tag())
+        await conn.execute(_VACUUM)
+    finally:
+        await conn.close()
+
+
+async def checked_outcome(url: str, events: int) -> dict[str, Any]:
+    """What a drain of `events` left, after checking that every event was
+    processed into one message, each counted once in its conversation."""
+    conn = await asyncpg.connect(url)
+    try:
+        outcome = dict(await conn.fetchrow(_OUTCOME) or {})
+    finally:
+        await conn.close()
+    if outcome["not_processed"] != 0 or {outcome["messages"], outcome["counted"]} != {events}:
+        raise RuntimeError(f"drain of {events} events left {outcome}")
+    return outcome
 
 
 def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

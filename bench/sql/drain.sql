@@ -22,10 +22,12 @@ SELECT (SELECT count(*) FROM inbound_events WHERE status IN ('received', 'error'
 
 -- name: drain_outcome
 -- What the drain left: every event processed once, one message each (the
--- template's history events are processed already and have no message).
+-- template's history events are processed already and have no message), each
+-- counted once by its conversation (counted: the sum of the counts).
 SELECT (SELECT count(*) FROM inbound_events WHERE status <> 'processed') AS not_processed,
        (SELECT count(*) FROM messages) AS messages,
-       (SELECT count(*) FROM conversations) AS conversations;
+       (SELECT count(*) FROM conversations) AS conversations,
+       (SELECT coalesce(sum(message_count), 0) FROM conversations)::bigint AS counted;
 
 -- name: vacuum_events
 -- A queue at rest before the drain (visibility map and statistics up to date);
