@@ -42,9 +42,9 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "pipeline": (pipeline.TITLE, pipeline.run),
     "latency": (latency.TITLE, latency.run),
     "cost": (cost.TITLE, cost.run),
+    "peers": (peers.TITLE, peers.run),
     "end_to_end": (end_to_end.TITLE, end_to_end.run),
     "drain": (drain.TITLE, drain.run),
-    "peers": (peers.TITLE, peers.run),
     "pgbench": (pgbench.TITLE, pgbench.run),
 }
 

@@ -16,7 +16,7 @@ from bench.scenarios.common import rotated, section, skipped, table, tag
 from bench.scenarios.draining import time_drain
 from bench.stats import median, paired_ratio
 
-TITLE = "3. Drain"
+TITLE = "7. Drain by worker count"
 _SEED = query("drain.sql", "seed_events")
 _VACUUM = query("drain.sql", "vacuum_events")
 REMAINING = query("drain.sql", "remaining_events")

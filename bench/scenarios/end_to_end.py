@@ -20,7 +20,7 @@ from bench.scenarios.common import rotated, section, service, skipped, table
 from bench.scenarios.open_loop import commit_latencies, drive
 from bench.stats import median, paired_ratio
 
-TITLE = "2. End to end"
+TITLE = "6. End to end: NOTIFY against polling"
 
 WORKER_MISSING = "worker not available (`messaging worker --help` fails on this branch)"
 

@@ -21,7 +21,7 @@ from bench.scenarios.common import rotated, section, table
 from bench.stats import median, paired_ratio
 from messaging.embedded import bin_dir
 
-TITLE = "5. Database ceiling (pgbench)"
+TITLE = "8. Database ceiling (pgbench)"
 _SETUP = query("pgbench_setup.sql", "create_plain_events")
 TABLES = {
     "notify": ("inbound_events (NOTIFY trigger)", SQL_DIR / "pgbench_insert_inbound_events.sql"),
