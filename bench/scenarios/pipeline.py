@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+import aiohttp
 import asyncpg
 
 from bench.context import Context
@@ -124,11 +125,13 @@ async def _service(ctx: Context, variant: str) -> dict[str, Any]:
             await asyncio.sleep(1.1)  # pg_stat_database flushes at most once a second
             xacts0 = int(await conn.fetchval(_TRANSACTIONS))
             cpu0 = {role: cpu_seconds(pid) for role, pid in pids.items()} | {"pg": total_cpu(pg)}
+            batches0 = await _batch_counts(base)
             t0 = float(await conn.fetchval(_CLOCK))
             result = await load(ctx, base + PATH, p.pipeline_s, tag())
             t1 = float(await conn.fetchval(_CLOCK))
             backlog = int(await conn.fetchval(_BACKLOG))
             drain_s = await _drained(conn)
+            batches1 = await _batch_counts(base)
             cpu1 = {role: cpu_seconds(pid) for role, pid in pids.items()} | {"pg": total_cpu(pg)}
             await asyncio.sleep(1.1)
             xacts1 = int(await conn.fetchval(_TRANSACTIONS))
@@ -140,22 +143,59 @@ async def _service(ctx: Context, variant: str) -> dict[str, Any]:
     # CPU over the load and the drain that followed it: the work of every
     # webhook of the window, ingest and processing.
     cpu = {role: _per(cpu0[role], cpu1[role], requests) for role in cpu0}
-    return result | {
-        "processed_per_s": processed_per_s,
-        "processed_vs_accepted": processed_per_s / result["rps"] if result["rps"] else 0.0,
-        "backlog": backlog,
-        "backlog_s": backlog / processed_per_s if processed_per_s else float("inf"),
-        "drain_after_s": drain_s,
-        "p50_ms": window["p50_ms"],
-        "p99_ms": window["p99_ms"],
-        "measured_to": "commit" if commit_ts else "transaction start",
-        "server_cpu_us": cpu["api"],
-        "worker_cpu_us": cpu.get("worker"),
-        "postgres_cpu_us": cpu["pg"],
-        # The warm-up's transactions are done before xacts0; these are the
-        # window's webhooks' and the bench's own few queries.
-        "transactions_per_webhook": (xacts1 - xacts0) / requests if requests else None,
-    }
+    return (
+        result
+        | {
+            "processed_per_s": processed_per_s,
+            "processed_vs_accepted": processed_per_s / result["rps"] if result["rps"] else 0.0,
+            "backlog": backlog,
+            "backlog_s": backlog / processed_per_s if processed_per_s else float("inf"),
+            "drain_after_s": drain_s,
+            "p50_ms": window["p50_ms"],
+            "p99_ms": window["p99_ms"],
+            "measured_to": "commit" if commit_ts else "transaction start",
+            "server_cpu_us": cpu["api"],
+            "worker_cpu_us": cpu.get("worker"),
+            "postgres_cpu_us": cpu["pg"],
+            # The warm-up's transactions are done before xacts0; these are the
+            # window's webhooks' and the bench's own few queries.
+            "transactions_per_webhook": (xacts1 - xacts0) / requests if requests else None,
+        }
+        | _batch_sizes(batches0, batches1)
+    )
+
+
+# The service's histograms of rows per group commit and events per worker
+# batch: their _sum and _count lines in /metrics.
+_BATCH_SERIES = {
+    "ingest": "messaging_ingest_batch_size",
+    "worker": "messaging_worker_batch_size",
+}
+
+
+async def _batch_counts(base: str) -> dict[str, float]:
+    """The _sum and _count of each batch-size histogram of the API process's
+    /metrics (a standalone worker serves none: its keys are then missing)."""
+    async with aiohttp.ClientSession() as session, session.get(f"{base}/metrics") as resp:
+        text = await resp.text()
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        for role, series in _BATCH_SERIES.items():
+            for suffix in ("_sum", "_count"):
+                if line.startswith(series + suffix):
+                    key = role + suffix
+                    counts[key] = counts.get(key, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def _batch_sizes(before: dict[str, float], after: dict[str, float]) -> dict[str, float | None]:
+    """Mean rows per group commit and events per worker batch over the window."""
+    sizes: dict[str, float | None] = {}
+    for role in _BATCH_SERIES:
+        batches = after.get(role + "_count", 0.0) - before.get(role + "_count", 0.0)
+        rows = after.get(role + "_sum", 0.0) - before.get(role + "_sum", 0.0)
+        sizes[f"{role}_batch_mean"] = rows / batches if batches else None
+    return sizes
 
 
 async def _drained(conn: asyncpg.Connection) -> float:
@@ -206,6 +246,8 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
                 "worker_cpu_us",
                 "postgres_cpu_us",
                 "transactions_per_webhook",
+                "ingest_batch_mean",
+                "worker_batch_mean",
             )
         }
         s["processed_vs_bare"] = paired_ratio([r["processed_per_s"] for r in runs], bare_rps)
@@ -221,6 +263,8 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
                 s["backlog_s"],
                 s["p50_ms"],
                 s["p99_ms"],
+                s["ingest_batch_mean"],
+                s["worker_batch_mean"] if variant == "serve" else "(not served)",
                 s["errors"],
             ]
         )
@@ -228,7 +272,7 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
         [r["processed_per_s"] for r in raw["serve_split"]],
         [r["processed_per_s"] for r in raw["serve"]],
     )
-    rows.insert(0, [VARIANTS["bare"], summary["bare"]["rps"], "-", 1.0, "-", "-", "-", 0])
+    rows.insert(0, [VARIANTS["bare"], summary["bare"]["rps"], "-", 1.0, "-", "-", "-", "-", "-", 0])
     serve = summary["serve"]
     notes = [
         f"Issue 10, target 2: `messaging serve` (defaults) processed "
@@ -257,6 +301,8 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
                     "backlog at end, s of work (abs)",
                     "received -> processed p50 ms (abs)",
                     "p99 ms (abs)",
+                    "rows per group commit",
+                    "events per worker batch",
                     "errors",
                 ],
                 rows,
