@@ -127,7 +127,7 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"`{results['command']}` (profile **{results['profile']}**), started "
         f"{results['started_at']}, took {results['elapsed_s']:.0f} s. "
-        "Written by `bench/report.py`; every repeat is in `latest.json`.",
+        "Written by `bench/report.py`; every repeat is in `latest.json`." + _runs_note(results),
         "",
         "## Machine",
         "",
@@ -178,6 +178,19 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _runs_note(results: dict[str, Any]) -> str:
+    """Where sections come from more than one run (bench.run --merge): which."""
+    runs = {
+        (s["run"]["started_at"], s["run"]["command"])
+        for s in results["sections"].values()
+        if s.get("run")
+    }
+    if len(runs) < 2:
+        return ""
+    listed = "; ".join(f"`{command}` started {started}" for started, command in sorted(runs))
+    return f" The sections come from {len(runs)} runs ({listed}); each section names its own."
 
 
 def _section_md(s: dict[str, Any]) -> list[str]:
