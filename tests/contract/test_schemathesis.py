@@ -8,6 +8,7 @@ import asyncio
 import threading
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 import schemathesis
 from aiohttp import web
@@ -18,6 +19,7 @@ from messaging.app import init_app
 from messaging.config import Settings
 from messaging.http.openapi import document
 from tests.pg import Server, fresh_database
+from tests.support.arrange import api_key
 
 schema = schemathesis.openapi.from_dict(document(mock_providers=True)).exclude(
     # Can make the mock hang for up to an hour on purpose, which would stall
@@ -67,14 +69,26 @@ class LiveServer:
             await runner.cleanup()
 
 
+async def _make_key(database_url: str) -> str:
+    conn = await asyncpg.connect(database_url)
+    try:
+        return await api_key(conn, "schemathesis", "send", "read")
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="module")
-def base_url(pg_server: Server, pg_template: str) -> Iterator[str]:
+def served(pg_server: Server, pg_template: str) -> Iterator[tuple[str, str]]:
+    """The base URL of the app under API keys, and a key with every scope it routes."""
     with fresh_database(pg_server, pg_template) as database_url:
+        key = asyncio.run(_make_key(database_url))
         port = unused_port()
         own = f"http://127.0.0.1:{port}"
         app = init_app(
             Settings(
                 database_url=database_url,
+                api_auth="keys",
+                mock_providers=True,
                 port=port,
                 sms_provider_url=f"{own}/mock/sms",
                 email_provider_url=f"{own}/mock/email",
@@ -84,7 +98,7 @@ def base_url(pg_server: Server, pg_template: str) -> Iterator[str]:
             )
         )
         with LiveServer(app, port):
-            yield own
+            yield own, key
 
 
 @schema.parametrize()
@@ -95,13 +109,17 @@ def base_url(pg_server: Server, pg_template: str) -> Iterator[str]:
     derandomize=True,
     suppress_health_check=list(HealthCheck),
 )
-def test_api(case: schemathesis.Case, base_url: str) -> None:
+def test_api(case: schemathesis.Case, served: tuple[str, str]) -> None:
+    base_url, key = served
     # Not positive_data_acceptance: a JSON Schema cannot say which dates exist,
     # which strings normalise to a phone number, or that an MMS needs an
     # attachment, so the document describes a superset of what is accepted
     # (payloads.py and its unit tests hold the exact rules). Every request the
     # document calls invalid must still be refused (negative_data_rejection).
+    # With a valid key on every request: the routes behind it are explored, and
+    # schemathesis' ignored_auth check still tries them without it (401 expected).
     case.call_and_validate(
         base_url=base_url,
+        headers={"Authorization": f"Bearer {key}"},
         excluded_checks=[schemathesis.checks.positive_data_acceptance],
     )
