@@ -337,3 +337,23 @@ async def test_routes_of_an_app_under_none_are_not_wrapped(settings: Settings) -
     for r in sends.routes() + conversations.routes():
         assert r.handler in handlers
     assert API_KEYS not in app
+
+
+async def test_a_send_without_a_key_is_refused_before_its_body_is_invited(
+    keyed: MakeClient, db: asyncpg.Connection
+) -> None:
+    client = await keyed()
+    response = await client.post("/api/messages/sms", json=SMS_SEND, expect100=True)
+    assert response.status == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="messaging"'
+    reader = await api_key(db, "reader", "read")
+    await wait_until(lambda: _admitted(client, reader), within=5)
+    response = await client.post(
+        "/api/messages/sms", json=SMS_SEND, expect100=True, headers=bearer(reader)
+    )
+    assert response.status == 403
+    assert await db.fetchval("SELECT count(*) FROM messages") == 0
+
+
+async def _admitted(client: Client, key: str) -> bool:
+    return (await call(client, "GET", "/api/conversations", None, key))[0] == 200
