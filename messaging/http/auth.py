@@ -45,9 +45,7 @@ def require(scope: str, routes: list[web.RouteDef], keys: KeyCache | None) -> li
         kwargs = dict(route.kwargs)
         if kwargs.get("expect_handler") is not None:
             kwargs["expect_handler"] = _guard_expect(scope, kwargs["expect_handler"], keys)
-        guarded.append(
-            web.RouteDef(route.method, route.path, _guard(scope, handler, keys), kwargs)
-        )
+        guarded.append(web.RouteDef(route.method, route.path, _guard(scope, handler, keys), kwargs))
     return guarded
 
 

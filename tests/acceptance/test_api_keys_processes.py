@@ -73,9 +73,11 @@ async def start(
 
     async def ready() -> bool:
         try:
-            async with aiohttp.ClientSession() as http:
-                async with http.get(f"{proc.base_url}/readyz") as response:
-                    return response.status == 200
+            async with (
+                aiohttp.ClientSession() as http,
+                http.get(f"{proc.base_url}/readyz") as response,
+            ):
+                return response.status == 200
         except aiohttp.ClientError:
             assert proc.process.poll() is None, proc.output()[-3000:]
             return False
@@ -112,7 +114,10 @@ async def test_a_key_revoked_with_the_cli_is_refused_by_a_running_server_within_
 
     # A key made while the server runs is let in (by NOTIFY, or the reload).
     await wait_until(lambda: answered(200), within=5)
-    assert await status_of(http, "POST", f"{proc.base_url}/api/messages/sms", key, json=SMS_SEND) == 202
+    assert (
+        await status_of(http, "POST", f"{proc.base_url}/api/messages/sms", key, json=SMS_SEND)
+        == 202
+    )
 
     revoked = await keys(database_url, "revoke", "client")
     committed = time.monotonic()  # the revoke's transaction committed before it exited

@@ -137,7 +137,11 @@ async def test_the_webhooks_and_operations_routes_need_no_key(keyed: MakeClient)
     for method, path in OPEN:
         assert (await client.request(method, path)).status == 200, path
     checks = (await (await client.get("/readyz")).json())["checks"]
-    assert checks["api_keys"] == {"ok": True, "keys": 0, "loaded_s_ago": checks["api_keys"]["loaded_s_ago"]}
+    assert checks["api_keys"] == {
+        "ok": True,
+        "keys": 0,
+        "loaded_s_ago": checks["api_keys"]["loaded_s_ago"],
+    }
     assert checks["listener"]["channels"] == ["api_keys"]
 
 
@@ -147,7 +151,10 @@ async def test_the_document_says_which_operations_need_which_scope(
     """Every operation the document puts under a scope answers 401 without a key
     and 403 with a key of the other scope; every other one lets a keyless
     request through."""
-    keys = {"send": await api_key(db, "sender", "send"), "read": await api_key(db, "reader", "read")}
+    keys = {
+        "send": await api_key(db, "sender", "send"),
+        "read": await api_key(db, "reader", "read"),
+    }
     client = await keyed()
     # The mock providers' routes are left out: they are not the API (and their
     # inbound route would call a webhook URL outside the test).
@@ -272,6 +279,7 @@ async def test_keys_that_cannot_be_reloaded_expire_into_503(
             await wait_until(expired, within=5)
             ok, details = await cache.readiness()
             assert not ok and "error" in details
+
         # Back: loaded again, and the key works again.
         async def ready() -> bool:
             return (await cache.readiness())[0]

@@ -85,7 +85,9 @@ def test_auth_and_mock_providers_can_be_set_either_way(database_url: str | None)
         {**env, "MESSAGING_API_AUTH": "NONE", "MESSAGING_MOCK_PROVIDERS": "true"}
     )
     assert (opened.api_auth, opened.mock_providers) == ("none", True)
-    closed = Settings.from_env({**env, "MESSAGING_API_AUTH": "keys", "MESSAGING_MOCK_PROVIDERS": "0"})
+    closed = Settings.from_env(
+        {**env, "MESSAGING_API_AUTH": "keys", "MESSAGING_MOCK_PROVIDERS": "0"}
+    )
     assert (closed.api_auth, closed.mock_providers) == ("keys", False)
 
 
