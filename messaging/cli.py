@@ -379,7 +379,8 @@ def _keys_list(settings: Settings, args: argparse.Namespace) -> None:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(4)]
     for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)), row[4])
+        cells = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+        print(cells, row[4], sep="  ")
 
 
 def _keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
@@ -393,7 +394,7 @@ def _keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
         return revocation
 
     revocation = _keys_run(settings, revoke)
-    at = format_timestamp(revocation.revoked_at)
+    at = format_timestamp(revocation.revoked_at.replace(microsecond=0))
     if revocation.now_revoked:
         print(f"revoked API key {args.name!r} at {at}")
     else:
