@@ -196,3 +196,12 @@ async def test_with_a_database_url_the_api_needs_a_key_and_the_clients_flow_work
         ("inbound", "mms"),
     ]
     assert proc.terminate() == 0
+
+
+async def test_auth_none_serves_the_api_open_and_says_so_once_at_start(
+    database_url: str, tmp_path: Path, serve: list[ServeProcess], http: aiohttp.ClientSession
+) -> None:
+    proc = await start(serve, database_url, tmp_path, MESSAGING_API_AUTH="none")
+    assert await status_of(http, "GET", f"{proc.base_url}/api/conversations") == 200
+    assert proc.terminate() == 0
+    assert proc.output().count("MESSAGING_API_AUTH=none: anyone who reaches this service") == 1
