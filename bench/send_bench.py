@@ -176,7 +176,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     if not 18400 <= args.port <= 18499:
         raise SystemExit("use a port in 18400-18499")
     log = Path(args.log)
-    env = {"PORT": str(args.port)}
+    # A scratch database on a real server would mean API keys and no mock
+    # providers; this measures the send path as `make run` serves it.
+    env = {"PORT": str(args.port), "MESSAGING_API_AUTH": "none", "MESSAGING_MOCK_PROVIDERS": "true"}
     if args.faults:
         env["MESSAGING_MOCK_FAULTS"] = args.faults
         env["MESSAGING_MOCK_SEED"] = "1"

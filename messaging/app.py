@@ -7,21 +7,31 @@ in reverse order and nothing outlives the app: the worker stops (finishing its
 batch and its sends) before the provider clients' session and the pool close.
 The worker is handed the pool and the provider clients; `messaging worker`
 opens the same two for a worker without an app.
+
+The app owns the process's one LISTEN connection when anything needs it (the
+worker, the API keys' cache): it is made here, its subscribers subscribe in
+their cleanup contexts, and the last context starts it once they all have, so
+that `serve --no-worker` under keys still hears revocations.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
+from messaging.apikeys import CHANNEL as API_KEYS_CHANNEL
+from messaging.apikeys import KeyCache
 from messaging.config import Settings
-from messaging.http import conversations, health, openapi, sends, webhooks
+from messaging.http import auth, conversations, health, openapi, sends, webhooks
 from messaging.http.access_log import ACCESS_LOG, AccessLog
 from messaging.http.body import BODY_LIMITS, HANDLER_ARGS, BodyLimits
 from messaging.http.keys import (
+    API_KEYS,
     EVENT_WRITER,
+    LISTENER,
     METRICS,
     POOL,
     PROVIDERS,
@@ -35,7 +45,8 @@ from messaging.metrics import Metrics
 from messaging.mock.providers import mock_providers
 from messaging.providers.client import open_providers
 from messaging.store.db import create_pool
-from messaging.worker.runner import Worker
+from messaging.worker.listener import Listener
+from messaging.worker.runner import Worker, new_processor_id
 
 
 def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
@@ -54,9 +65,16 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app[READ_SLOTS] = asyncio.Semaphore(settings.max_concurrent_reads)
     app[ACCESS_LOG] = AccessLog(settings.access_log)
     app[health.READINESS_CHECKS] = []
-    app.add_routes(sends.routes())
+    keys = KeyCache() if settings.api_auth == "keys" else None
+    if keys is not None:
+        app[API_KEYS] = keys
+    if settings.listen and (worker or keys is not None):
+        app[LISTENER] = Listener(
+            settings.database_url, app[METRICS], name=f"messaging-listener {new_processor_id()}"
+        )
+    app.add_routes(auth.require("send", sends.routes(), keys))
     app.add_routes(webhooks.routes())
-    app.add_routes(conversations.routes())
+    app.add_routes(auth.require("read", conversations.routes(), keys))
     app.add_routes(health.routes())
     app.add_routes(openapi.routes(mock_providers=settings.mock_providers))
     if settings.mock_providers:
@@ -65,8 +83,12 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_providers)
     app.cleanup_ctx.append(_event_writer)
+    if keys is not None:
+        app.cleanup_ctx.append(_api_keys)
     if worker:
         app.cleanup_ctx.append(_worker)
+    if LISTENER in app:
+        app.cleanup_ctx.append(_listener)
     return app
 
 
@@ -122,10 +144,43 @@ async def _event_writer(app: web.Application) -> AsyncIterator[None]:
     await writer.close()
 
 
+async def _api_keys(app: web.Application) -> AsyncIterator[None]:
+    keys = app[API_KEYS]
+    if LISTENER in app:
+        app[LISTENER].subscribe(API_KEYS_CHANNEL, keys.changed)
+    app[health.READINESS_CHECKS].append(("api_keys", keys.readiness))
+    await keys.start(app[POOL])
+    yield
+    await keys.close()
+
+
 async def _worker(app: web.Application) -> AsyncIterator[None]:
-    worker = Worker(app[SETTINGS], app[POOL], app[METRICS], app[PROVIDERS])
+    worker = Worker(
+        app[SETTINGS], app[POOL], app[METRICS], app[PROVIDERS], listener=app.get(LISTENER)
+    )
     app[WORKER] = worker
     app[health.READINESS_CHECKS].append(("listener", worker.readiness))
     await worker.start()
     yield
     await worker.stop()
+
+
+async def _listener(app: web.Application) -> AsyncIterator[None]:
+    """Last: every subscriber has subscribed. Closed first, before the worker
+    stops (its loops finish without wake-ups) and the keys' cache closes."""
+    listener = app[LISTENER]
+    if WORKER not in app:
+        app[health.READINESS_CHECKS].append(("listener", _enabled(listener)))
+    listener.start()
+    yield
+    await listener.close()
+
+
+def _enabled(listener: Listener) -> health.ReadinessCheck:
+    """The listener's readiness in the worker's shape ({"enabled": true, ...})."""
+
+    async def check() -> tuple[bool, dict[str, Any]]:
+        ok, details = await listener.readiness()
+        return ok, {"enabled": True, **details}
+
+    return check

@@ -1,4 +1,4 @@
-"""The entry point: `messaging serve | worker | migrate | events | replay`.
+"""The entry point: `messaging serve | worker | migrate | events | replay | keys`.
 
 The only place that reads the environment (into Settings), configures logging,
 and decides which database to use: DATABASE_URL when set, otherwise an embedded
@@ -14,16 +14,22 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, TypeVar
 
-from messaging import logs
+from messaging import apikeys, logs
 from messaging.config import ConfigError, Settings
 from messaging.errors import DatabaseUnavailable
 from messaging.migrate import MigrationError, migrate
 from messaging.models import EVENT_STATUSES
 
+if TYPE_CHECKING:
+    import asyncpg
+
 log = logging.getLogger("messaging")
+T = TypeVar("T")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -87,7 +93,45 @@ def _parser() -> argparse.ArgumentParser:
 
     mig = sub.add_parser("migrate", help="apply the migrations (dbmate), then the trigger files")
     mig.set_defaults(run=_migrate)
+
+    keys = sub.add_parser(
+        "keys",
+        help="the API's keys: create, list, revoke",
+        description="API keys (MESSAGING_API_AUTH=keys): a request names one as "
+        "`Authorization: Bearer <key>`. The database keeps a SHA-256 of each key, "
+        "never the key; a revocation reaches every running process within 5 s.",
+    )
+    keys_sub = keys.add_subparsers(required=True, metavar="ACTION")
+    create = keys_sub.add_parser(
+        "create", help="make a key; prints the key alone on standard output, once"
+    )
+    create.add_argument("--name", required=True, type=_key_name, help=apikeys.NAME_RULE)
+    create.add_argument(
+        "--scopes",
+        required=True,
+        type=_scopes,
+        help=f"comma-separated, of {', '.join(apikeys.SCOPES)} (e.g. send,read)",
+    )
+    create.set_defaults(run=_keys_create)
+    listing = keys_sub.add_parser("list", help="name, scopes, created, last used, revoked")
+    listing.set_defaults(run=_keys_list)
+    revoke = keys_sub.add_parser("revoke", help="revoke a key by name, for good")
+    revoke.add_argument("name", metavar="NAME")
+    revoke.set_defaults(run=_keys_revoke)
     return parser
+
+
+def _key_name(raw: str) -> str:
+    if not apikeys.NAME.fullmatch(raw):
+        raise argparse.ArgumentTypeError(f"{raw!r}: a name is {apikeys.NAME_RULE}")
+    return raw
+
+
+def _scopes(raw: str) -> tuple[str, ...]:
+    try:
+        return apikeys.parse_scopes(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 @contextmanager
@@ -124,6 +168,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> None:
     from messaging.app import init_app
 
     _use_uvloop()
+    if settings.api_auth == "none":
+        log.warning(
+            "MESSAGING_API_AUTH=none: anyone who reaches this service may send messages and "
+            "read every conversation; set it to keys (the default with DATABASE_URL) and make "
+            "keys with `messaging keys create`",
+            extra={"action": "config_warning"},
+        )
     with _database(settings) as resolved:
         assert resolved.database_url is not None
         _migrate_if_asked(settings, resolved.database_url, args)
@@ -251,6 +302,103 @@ def _replay(settings: Settings, args: argparse.Namespace) -> None:
         print(f"not requeued: {r.event_id} ({reason}; only dead_letter and error are replayed)")
     if refused:
         sys.exit(1)
+
+
+class _Refused(Exception):
+    """A keys command that did nothing, and why (exit code 1)."""
+
+
+@asynccontextmanager
+async def _keys_connection(url: str) -> AsyncIterator[asyncpg.Connection]:
+    from messaging.store.db import direct
+    from messaging.store.schema_migrations import pending_migrations
+
+    async with direct(url) as conn:
+        pending = await pending_migrations(conn)
+        if pending:
+            raise _Refused(
+                f"the database lacks {len(pending)} migration(s) ({', '.join(pending)}): "
+                "run `messaging migrate` first"
+            )
+        yield conn
+
+
+def _keys_run(settings: Settings, action: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run a keys action on its own connection to the resolved database; a
+    refusal is printed on standard error and exits 1."""
+
+    async def run(url: str) -> T:
+        async with _keys_connection(url) as conn:
+            return await action(conn)
+
+    with _database(settings) as resolved:
+        assert resolved.database_url is not None
+        try:
+            return asyncio.run(run(resolved.database_url))
+        except _Refused as exc:
+            print(f"messaging keys: {exc}", file=sys.stderr)
+            sys.exit(1)
+
+
+def _keys_create(settings: Settings, args: argparse.Namespace) -> None:
+    from messaging.store import api_keys
+
+    key = apikeys.new_key()
+
+    async def create(conn: asyncpg.Connection) -> None:
+        if not await api_keys.insert(conn, args.name, args.scopes, apikeys.key_hash(key)):
+            raise _Refused(f"a key named {args.name!r} exists already (revoked keys keep theirs)")
+
+    _keys_run(settings, create)
+    # The key alone on standard output, for `KEY=$(messaging keys create ...)`;
+    # it is shown this once and kept nowhere.
+    print(
+        f"created API key {args.name!r} with scopes {','.join(args.scopes)}; "
+        "it is shown once, below (standard output): keep it now",
+        file=sys.stderr,
+    )
+    print(key, flush=True)
+
+
+def _keys_list(settings: Settings, args: argparse.Namespace) -> None:
+    from messaging.store import api_keys
+    from messaging.timestamps import format_timestamp
+
+    rows = _keys_run(settings, api_keys.list_keys)
+    if not rows:
+        print("no API keys (make one with `messaging keys create`)")
+        return
+
+    def when(value: datetime | None) -> str:
+        return "-" if value is None else format_timestamp(value.replace(microsecond=0))
+
+    table = [("NAME", "SCOPES", "CREATED", "LAST USED", "REVOKED")]
+    table += [
+        (r.name, ",".join(r.scopes), when(r.created_at), when(r.last_used_at), when(r.revoked_at))
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(4)]
+    for row in table:
+        cells = "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False))
+        print(cells, row[4], sep="  ")
+
+
+def _keys_revoke(settings: Settings, args: argparse.Namespace) -> None:
+    from messaging.store import api_keys
+    from messaging.timestamps import format_timestamp
+
+    async def revoke(conn: asyncpg.Connection) -> api_keys.Revocation:
+        revocation = await api_keys.revoke(conn, args.name)
+        if revocation is None:
+            raise _Refused(f"there is no key named {args.name!r}")
+        return revocation
+
+    revocation = _keys_run(settings, revoke)
+    at = format_timestamp(revocation.revoked_at.replace(microsecond=0))
+    if revocation.now_revoked:
+        print(f"revoked API key {args.name!r} at {at}")
+    else:
+        print(f"API key {args.name!r} was already revoked, at {at}")
 
 
 def _ids(ids: list[int]) -> str:

@@ -61,9 +61,11 @@ class Settings:
     # One provider request, connecting included, before it counts as timed out
     # (and is retried: the idempotency key makes that safe).
     provider_timeout_ms: int = 5000
-    # The mock providers: served under /mock by `serve` (turn off in production),
-    # and alone by `messaging mock-providers`.
-    mock_providers: bool = True
+    # The mock providers: served under /mock by `serve`, and alone by `messaging
+    # mock-providers`. From the environment, on by default only with the embedded
+    # PostgreSQL (from_env); off here, so that settings built by hand for a real
+    # database do not serve them unasked.
+    mock_providers: bool = False
     # Where the mock providers deliver inbound traffic: this service's base URL.
     mock_webhook_url: str = "http://127.0.0.1:8080"
     # The mock's answers at start-up, for both providers: (fault, rate) pairs, with
@@ -82,6 +84,12 @@ class Settings:
     # 'summary': a line per request answered 400 or above and a periodic summary
     # of the rest; 'all': a line per request (http/access_log.py).
     access_log: str = "summary"
+    # 'keys': the API's routes (not the webhooks, not /healthz and the like) need
+    # an API key with the route's scope (http/auth.py); 'none': anyone may call
+    # them. From the environment, 'none' by default only with the embedded
+    # PostgreSQL (local development, `make run`); 'keys' here and whenever
+    # DATABASE_URL is set, so that a real database is never served open by default.
+    api_auth: str = "keys"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -92,8 +100,12 @@ class Settings:
         port = _read(env, "PORT", int, d.port, _between(1, 65535))
         # The defaults point at this very service (its /mock and its webhooks).
         own_url = f"http://{_reachable(host)}:{port}"
+        database_url = env.get("DATABASE_URL") or None
+        # The embedded PostgreSQL is a developer's machine: open API and the mock
+        # providers. A DATABASE_URL is a deployment: keys, and no mock.
+        embedded = database_url is None
         return cls(
-            database_url=env.get("DATABASE_URL") or None,
+            database_url=database_url,
             host=host,
             port=port,
             max_body_bytes=_read(
@@ -166,7 +178,7 @@ class Settings:
                 d.provider_timeout_ms,
                 _between(10, 600_000),
             ),
-            mock_providers=_read(env, "MESSAGING_MOCK_PROVIDERS", _bool, d.mock_providers),
+            mock_providers=_read(env, "MESSAGING_MOCK_PROVIDERS", _bool, embedded),
             mock_webhook_url=_read(env, "MESSAGING_MOCK_WEBHOOK_URL", _url, own_url, _nonempty),
             mock_faults=_read(env, "MESSAGING_MOCK_FAULTS", _faults, d.mock_faults),
             mock_seed=_read(env, "MESSAGING_MOCK_SEED", int, d.mock_seed),
@@ -188,6 +200,13 @@ class Settings:
             access_log=_read(
                 env, "MESSAGING_ACCESS_LOG", str.lower, d.access_log, _one_of(("summary", "all"))
             ),
+            api_auth=_read(
+                env,
+                "MESSAGING_API_AUTH",
+                str.lower,
+                "none" if embedded else "keys",
+                _one_of(API_AUTH_MODES),
+            ),
         )
 
     def replace(self, **changes: object) -> Settings:
@@ -195,6 +214,7 @@ class Settings:
 
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+API_AUTH_MODES = ("keys", "none")
 
 
 def _read(

@@ -66,6 +66,31 @@ class NotFound(MessagingError):
     """The thing asked for does not exist."""
 
 
+@dataclass
+class Unauthenticated(MessagingError):
+    """A request to a route under API keys came without a key, or with one that
+    is unknown or revoked (401, with a Bearer challenge). invalid_key tells the
+    two apart for the challenge: RFC 6750's error="invalid_token" is for a key
+    that came and was refused."""
+
+    detail: str
+    invalid_key: bool = False
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+@dataclass
+class Forbidden(MessagingError):
+    """A valid API key that lacks the scope the route needs (403)."""
+
+    detail: str
+    scope: str
+
+    def __str__(self) -> str:
+        return self.detail
+
+
 class IdempotencyKeyReused(MessagingError):
     """An Idempotency-Key that already names a send came with another request.
     Nothing was stored."""

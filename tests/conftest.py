@@ -45,7 +45,12 @@ def database_url(pg_server: Server, pg_template: str) -> Iterator[str]:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, log_format="text")
+    """What `make run` serves on the embedded PostgreSQL: the API open and the mock
+    providers mounted, whichever server the tests run on (a test that wants API
+    keys asks for api_auth="keys")."""
+    return Settings(
+        database_url=database_url, log_format="text", api_auth="none", mock_providers=True
+    )
 
 
 @pytest.fixture

@@ -14,8 +14,10 @@ from messaging.config import Settings
 from messaging.metrics import Metrics
 
 if TYPE_CHECKING:
+    from messaging.apikeys import KeyCache
     from messaging.ingest import EventWriter
     from messaging.providers.client import Providers
+    from messaging.worker.listener import Listener
     from messaging.worker.runner import Worker
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -24,5 +26,10 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 EVENT_WRITER: web.AppKey[EventWriter] = web.AppKey("event_writer")
 PROVIDERS: web.AppKey[Providers] = web.AppKey("providers")
 WORKER: web.AppKey[Worker] = web.AppKey("worker")
+# The API keys' cache, with MESSAGING_API_AUTH=keys only.
+API_KEYS: web.AppKey[KeyCache] = web.AppKey("api_keys")
+# The process's one LISTEN connection, shared by the worker and the API keys'
+# cache (absent with MESSAGING_LISTEN=false, or when nothing listens).
+LISTENER: web.AppKey[Listener] = web.AppKey("listener")
 # The list reads served at once (MESSAGING_MAX_CONCURRENT_READS).
 READ_SLOTS = web.AppKey("read_slots", asyncio.Semaphore)

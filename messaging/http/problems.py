@@ -18,18 +18,25 @@ from messaging.errors import (
     DatabaseRejected,
     DatabaseUnavailable,
     FieldError,
+    Forbidden,
     IdempotencyKeyReused,
     InvalidRequest,
     NotFound,
+    Unauthenticated,
 )
 
 log = logging.getLogger("messaging.http")
 
 REQUEST_ID = web.RequestKey("request_id", str)
 RETRY_AFTER_S = 2
+# The challenge of a 401 and a 403 (RFC 6750): a client learns the scheme, and
+# whether its key was refused or lacks a scope.
+BEARER_REALM = 'Bearer realm="messaging"'
 
 _TITLES = {
     400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
     406: "Not Acceptable",
@@ -98,6 +105,12 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
         return problem(request, exc.status, exc.detail, exc.errors)
     if isinstance(exc, NotFound):
         return problem(request, 404, str(exc) or "Not found.")
+    if isinstance(exc, Unauthenticated):
+        challenge = BEARER_REALM + (', error="invalid_token"' if exc.invalid_key else "")
+        return problem(request, 401, exc.detail, headers={"WWW-Authenticate": challenge})
+    if isinstance(exc, Forbidden):
+        challenge = f'{BEARER_REALM}, error="insufficient_scope", scope="{exc.scope}"'
+        return problem(request, 403, exc.detail, headers={"WWW-Authenticate": challenge})
     if isinstance(exc, RequestPayloadError):
         # A body aiohttp could not read (a chunked body that does not parse),
         # wherever it was read.

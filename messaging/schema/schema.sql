@@ -16,6 +16,20 @@ SET client_min_messages = warning;
 SET row_security = off;
 
 --
+-- Name: api_keys_notify_v1(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.api_keys_notify_v1() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM pg_notify('api_keys', CASE WHEN TG_OP = 'DELETE' THEN OLD.name ELSE NEW.name END);
+    RETURN NULL;
+END;
+$$;
+
+
+--
 -- Name: inbound_events_notify_v1(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -52,6 +66,38 @@ $$;
 SET default_tablespace = '';
 
 SET default_table_access_method = heap;
+
+--
+-- Name: api_keys; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.api_keys (
+    id bigint NOT NULL,
+    name text NOT NULL,
+    scopes text[] NOT NULL,
+    secret_sha256 bytea NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    revoked_at timestamp with time zone,
+    last_used_at timestamp with time zone,
+    CONSTRAINT api_keys_name_check CHECK ((name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$'::text)),
+    CONSTRAINT api_keys_scopes_check CHECK (((cardinality(scopes) > 0) AND (scopes <@ ARRAY['send'::text, 'read'::text, 'admin'::text]))),
+    CONSTRAINT api_keys_secret_sha256_check CHECK ((length(secret_sha256) = 32))
+);
+
+
+--
+-- Name: api_keys_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.api_keys ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.api_keys_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
 
 --
 -- Name: conversations; Type: TABLE; Schema: public; Owner: -
@@ -215,6 +261,30 @@ CREATE TABLE public.schema_triggers (
 
 
 --
+-- Name: api_keys api_keys_name_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.api_keys
+    ADD CONSTRAINT api_keys_name_key UNIQUE (name);
+
+
+--
+-- Name: api_keys api_keys_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.api_keys
+    ADD CONSTRAINT api_keys_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: api_keys api_keys_secret_sha256_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.api_keys
+    ADD CONSTRAINT api_keys_secret_sha256_key UNIQUE (secret_sha256);
+
+
+--
 -- Name: conversations conversations_kind_participants_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -337,6 +407,20 @@ CREATE INDEX messages_outbound_due_idx ON public.messages USING btree (next_atte
 
 
 --
+-- Name: api_keys api_keys_notify_insert_delete; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER api_keys_notify_insert_delete AFTER INSERT OR DELETE ON public.api_keys FOR EACH ROW EXECUTE FUNCTION public.api_keys_notify_v1();
+
+
+--
+-- Name: api_keys api_keys_notify_update; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER api_keys_notify_update AFTER UPDATE ON public.api_keys FOR EACH ROW WHEN (((old.name IS DISTINCT FROM new.name) OR (old.scopes IS DISTINCT FROM new.scopes) OR (old.secret_sha256 IS DISTINCT FROM new.secret_sha256) OR (old.revoked_at IS DISTINCT FROM new.revoked_at))) EXECUTE FUNCTION public.api_keys_notify_v1();
+
+
+--
 -- Name: inbound_events inbound_events_notify; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -392,4 +476,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261127000004'),
     ('20261127000010'),
     ('20261127000020'),
-    ('20261127000021');
+    ('20261127000021'),
+    ('20261201000000');

@@ -12,7 +12,9 @@ The worker is handed its resources, the pool and the provider clients (their
 HTTP session), by whoever owns the process's: the app's cleanup contexts under
 `messaging serve`, `_run_worker` under `messaging worker`. It owns only its
 tasks and its LISTEN connection, so that one HTTP session serves a process and
-its closing order stays with the process's owner.
+its closing order stays with the process's owner; under `messaging serve` the
+app owns the LISTEN connection too (shared with the API keys' cache), and the
+worker subscribes to it.
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ class Worker:
         metrics: Metrics,
         providers: Providers,
         *,
+        listener: Listener | None = None,
         listener_check_interval_s: float = 30.0,
         listener_check_timeout_s: float = 5.0,
         stop_timeout_s: float = 30.0,
@@ -93,8 +96,11 @@ class Worker:
             events=event_queue(retry, self.inbound.wake),
             sends=send_queue(self.delivery.wake),
         )
-        self.listener: Listener | None = None
-        if settings.listen:
+        self.listener: Listener | None = listener
+        # A listener handed in is its owner's (the app's, shared with the API
+        # keys' cache) to start and close; the worker only subscribes to it.
+        self._owns_listener = False
+        if listener is None and settings.listen:
             self.listener = Listener(
                 settings.database_url,
                 metrics,
@@ -102,6 +108,8 @@ class Worker:
                 check_interval_s=listener_check_interval_s,
                 check_timeout_s=listener_check_timeout_s,
             )
+            self._owns_listener = True
+        if self.listener is not None:
             self.listener.subscribe(INBOUND_CHANNEL, self.inbound.wake)
             self.listener.subscribe(OUTBOUND_CHANNEL, self.delivery.wake)
         self._tasks: list[asyncio.Task[None]] = []
@@ -114,7 +122,7 @@ class Worker:
                 " provider's idempotency key keeps that to one delivery, at the cost of requests)",
                 extra={"action": "config_warning"},
             )
-        if self.listener is not None:
+        if self.listener is not None and self._owns_listener:
             self.listener.start()
         self._tasks = [
             asyncio.create_task(self.inbound.run(), name="inbound-loop"),
@@ -148,7 +156,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks = []
-        if self.listener is not None:
+        if self.listener is not None and self._owns_listener:
             await self.listener.close()
         log.info(
             "worker stopped", extra={"action": "worker_stopped", "processor_id": self.processor_id}

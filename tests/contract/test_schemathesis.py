@@ -8,15 +8,18 @@ import asyncio
 import threading
 from collections.abc import Iterator
 
+import asyncpg
 import pytest
 import schemathesis
 from aiohttp import web
 from aiohttp.test_utils import unused_port
 from hypothesis import HealthCheck, settings
 
+from messaging.apikeys import key_hash, new_key
 from messaging.app import init_app
 from messaging.config import Settings
 from messaging.http.openapi import document
+from messaging.store import api_keys
 from tests.pg import Server, fresh_database
 
 schema = schemathesis.openapi.from_dict(document(mock_providers=True)).exclude(
@@ -25,6 +28,24 @@ schema = schemathesis.openapi.from_dict(document(mock_providers=True)).exclude(
     method="PATCH",
     path="/mock/{provider}/config",
 )
+
+
+# The served app's key: made here, since schemathesis asks ApiKey for it as it
+# collects the cases; the `served` fixture stores it.
+KEY = new_key()
+
+
+@schema.auth()
+class ApiKey:
+    """The key on every case, through schemathesis' own auth: so that the cases
+    it strips the key from on purpose (a negative case for a missing
+    Authorization, the ignored_auth probe) go without it, and the rest with it."""
+
+    def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> str:
+        return KEY
+
+    def set(self, case: schemathesis.Case, data: str, context: schemathesis.AuthContext) -> None:
+        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
 
 
 class LiveServer:
@@ -67,14 +88,26 @@ class LiveServer:
             await runner.cleanup()
 
 
+async def _store_key(database_url: str) -> None:
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await api_keys.insert(conn, "schemathesis", ("send", "read"), key_hash(KEY))
+    finally:
+        await conn.close()
+
+
 @pytest.fixture(scope="module")
 def base_url(pg_server: Server, pg_template: str) -> Iterator[str]:
+    """The base URL of the app under API keys, KEY stored with every scope it routes."""
     with fresh_database(pg_server, pg_template) as database_url:
+        asyncio.run(_store_key(database_url))
         port = unused_port()
         own = f"http://127.0.0.1:{port}"
         app = init_app(
             Settings(
                 database_url=database_url,
+                api_auth="keys",
+                mock_providers=True,
                 port=port,
                 sms_provider_url=f"{own}/mock/sms",
                 email_provider_url=f"{own}/mock/email",
@@ -101,7 +134,14 @@ def test_api(case: schemathesis.Case, base_url: str) -> None:
     # attachment, so the document describes a superset of what is accepted
     # (payloads.py and its unit tests hold the exact rules). Every request the
     # document calls invalid must still be refused (negative_data_rejection).
-    case.call_and_validate(
+    # The app runs under API keys, and every case carries the key (ApiKey) but
+    # those schemathesis strips it from to see them refused (401).
+    response = case.call_and_validate(
         base_url=base_url,
         excluded_checks=[schemathesis.checks.positive_data_acceptance],
     )
+    # The key has every scope the document names: a case of valid data answered
+    # 401 or 403 would mean the cases never got past the check and explored
+    # nothing behind it.
+    if case.meta is None or not case.meta.generation.mode.is_negative:
+        assert response.status_code not in (401, 403), (case.method, case.path)

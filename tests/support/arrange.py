@@ -112,3 +112,14 @@ async def insert_sends(db: asyncpg.Connection, count: int) -> list[int]:
         await db.fetchval(insert, "sms", a, b, "sms", a, b, f"hello {i}", "[]", t0)
         for i in range(count)
     ]
+
+
+async def api_key(db: asyncpg.Connection, name: str, *scopes: str) -> str:
+    """A new API key with these scopes, stored as `messaging keys create` stores
+    it (its hash only); the key."""
+    from messaging.apikeys import key_hash, new_key
+    from messaging.store import api_keys
+
+    key = new_key()
+    assert await api_keys.insert(db, name, scopes, key_hash(key))
+    return key

@@ -44,3 +44,20 @@ async def listener_backends(db: asyncpg.Connection, pid: int | None = None) -> l
         pattern,
     )
     return [r["pid"] for r in rows]
+
+
+async def tables_holding(db: asyncpg.Connection, text: str) -> list[str]:
+    """The tables of the database with a row whose text (every column, as
+    PostgreSQL writes the row) contains `text`."""
+    names = await db.fetch(
+        "SELECT quote_ident(table_name) AS name FROM information_schema.tables"
+        " WHERE table_schema = 'public' AND table_type = 'BASE TABLE'"
+    )
+    holding = []
+    for row in names:
+        found = await db.fetchval(
+            f"SELECT count(*) FROM {row['name']} AS t WHERE strpos(t::text, $1) > 0", text
+        )
+        if found:
+            holding.append(row["name"])
+    return holding

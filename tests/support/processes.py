@@ -1,4 +1,5 @@
-"""Real `messaging worker` processes on the test's database."""
+"""Real `messaging` processes on the test's database: workers, servers and the
+operator's commands."""
 
 from __future__ import annotations
 
@@ -7,15 +8,34 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from tests.pg import ROOT
 
 
-class WorkerProcess:
-    """A real `messaging worker` process on the test's database."""
+def cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run `messaging ARGS` to its end on the test's database, as an operator
+    would; its output kept apart (stdout, stderr). Blocking: call it from a
+    thread (asyncio.to_thread) in an async test."""
+    return subprocess.run(
+        [sys.executable, "-m", "messaging", *args],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": database_url, "LOG_FORMAT": "text", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
-    def __init__(self, database_url: str, log_dir: Path, name: str, **env: str) -> None:
+
+class MessagingProcess:
+    """A real, long-running `messaging` process (a subcommand and its arguments)
+    on the test's database, its output (stdout and stderr) in log_dir/NAME.log."""
+
+    def __init__(
+        self, database_url: str, log_dir: Path, name: str, argv: list[str], **env: str
+    ) -> None:
         self.log_path = log_dir / f"{name}.log"
         self._log = self.log_path.open("ab")
         environment = {
@@ -26,7 +46,7 @@ class WorkerProcess:
             **env,
         }
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "messaging", "worker"],
+            [sys.executable, "-m", "messaging", *argv],
             cwd=ROOT,
             env=environment,
             stdout=self._log,
@@ -60,7 +80,25 @@ class WorkerProcess:
         return self.log_path.read_text(errors="replace")
 
 
-def terminate_quietly(processes: list[WorkerProcess]) -> None:
+class WorkerProcess(MessagingProcess):
+    """A real `messaging worker` process on the test's database."""
+
+    def __init__(self, database_url: str, log_dir: Path, name: str, **env: str) -> None:
+        super().__init__(database_url, log_dir, name, ["worker"], **env)
+
+
+class ServeProcess(MessagingProcess):
+    """A real `messaging serve` (with its arguments) on the test's database, on
+    127.0.0.1:port; with only DATABASE_URL and PORT set, as a deployment starts it."""
+
+    def __init__(
+        self, database_url: str, log_dir: Path, name: str, port: int, *args: str, **env: str
+    ) -> None:
+        super().__init__(database_url, log_dir, name, ["serve", *args], PORT=str(port), **env)
+        self.base_url = f"http://127.0.0.1:{port}"
+
+
+def terminate_quietly(processes: Sequence[MessagingProcess]) -> None:
     for p in processes:
         with contextlib.suppress(Exception):
             p.stop_quietly()

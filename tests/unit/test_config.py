@@ -61,3 +61,39 @@ def test_replace_changes_a_copy_and_leaves_the_original() -> None:
     assert (changed.batch_size, changed.listen) == (7, False)
     assert (settings.batch_size, settings.listen) == (50, True)
     assert changed.replace(batch_size=50, listen=True) == settings
+
+
+def test_the_embedded_database_serves_the_api_open_with_the_mock_providers() -> None:
+    settings = Settings.from_env({})
+    assert (settings.api_auth, settings.mock_providers) == ("none", True)
+
+
+def test_a_database_url_means_api_keys_and_no_mock_providers() -> None:
+    settings = Settings.from_env({"DATABASE_URL": "postgresql://x@h/db"})
+    assert (settings.api_auth, settings.mock_providers) == ("keys", False)
+    # Settings built by hand for a database are closed too.
+    assert (Settings(database_url="postgresql://x@h/db").api_auth, Settings().mock_providers) == (
+        "keys",
+        False,
+    )
+
+
+@pytest.mark.parametrize("database_url", [None, "postgresql://x@h/db"])
+def test_auth_and_mock_providers_can_be_set_either_way(database_url: str | None) -> None:
+    env = {"DATABASE_URL": database_url} if database_url else {}
+    opened = Settings.from_env(
+        {**env, "MESSAGING_API_AUTH": "NONE", "MESSAGING_MOCK_PROVIDERS": "true"}
+    )
+    assert (opened.api_auth, opened.mock_providers) == ("none", True)
+    closed = Settings.from_env(
+        {**env, "MESSAGING_API_AUTH": "keys", "MESSAGING_MOCK_PROVIDERS": "0"}
+    )
+    assert (closed.api_auth, closed.mock_providers) == ("keys", False)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("MESSAGING_API_AUTH", "basic"), ("MESSAGING_MOCK_PROVIDERS", "perhaps")]
+)
+def test_a_bad_auth_or_mock_setting_names_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        Settings.from_env({"DATABASE_URL": "postgresql://x@h/db", name: value})

@@ -27,6 +27,7 @@ def test_migrations_and_triggers_are_found_inside_the_package() -> None:
     assert TRIGGERS_DIR.is_relative_to(PACKAGE)
     assert len(migration_versions()) >= 7
     assert [p.name for p in trigger_files()] == [
+        "api_keys_notify.sql",
         "inbound_events_notify.sql",
         "outbound_messages_notify.sql",
     ]
