@@ -12,11 +12,12 @@ opens the same two for a worker without an app.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from messaging.config import Settings
+from messaging.config import WEBHOOK_SECRETS_VARIABLES, Settings
 from messaging.http import conversations, health, openapi, sends, webhooks
 from messaging.http.access_log import ACCESS_LOG, AccessLog
 from messaging.http.body import BODY_LIMITS, HANDLER_ARGS, BodyLimits
@@ -27,6 +28,7 @@ from messaging.http.keys import (
     PROVIDERS,
     READ_SLOTS,
     SETTINGS,
+    WEBHOOK_VERIFIERS,
     WORKER,
 )
 from messaging.http.middleware import edge
@@ -34,8 +36,11 @@ from messaging.ingest import EventWriter
 from messaging.metrics import Metrics
 from messaging.mock.providers import mock_providers
 from messaging.providers.client import open_providers
+from messaging.signatures import Verifier
 from messaging.store.db import create_pool
 from messaging.worker.runner import Worker
+
+log = logging.getLogger("messaging")
 
 
 def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
@@ -54,6 +59,12 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app[READ_SLOTS] = asyncio.Semaphore(settings.max_concurrent_reads)
     app[ACCESS_LOG] = AccessLog(settings.access_log)
     app[health.READINESS_CHECKS] = []
+    app[WEBHOOK_VERIFIERS] = {
+        channel: Verifier(keys)
+        for channel in WEBHOOK_SECRETS_VARIABLES
+        if (keys := settings.webhook_secrets(channel))
+    }
+    app.on_startup.append(_say_which_webhooks_are_unsigned)
     app.add_routes(sends.routes())
     app.add_routes(webhooks.routes())
     app.add_routes(conversations.routes())
@@ -85,6 +96,18 @@ def _body_limits(settings: Settings) -> BodyLimits:
     return BodyLimits(
         timeout_s=settings.body_read_timeout_ms / 1000, max_waiting=settings.max_body_reads
     )
+
+
+async def _say_which_webhooks_are_unsigned(app: web.Application) -> None:
+    """Once at start: a warning for each channel that takes unsigned webhooks."""
+    for channel, variable in WEBHOOK_SECRETS_VARIABLES.items():
+        if channel not in app[WEBHOOK_VERIFIERS]:
+            log.warning(
+                "%s webhooks are accepted unsigned: %s is not set",
+                channel,
+                variable,
+                extra={"action": "webhooks_unsigned", "channel": channel, "variable": variable},
+            )
 
 
 async def _access_log(app: web.Application) -> AsyncIterator[None]:

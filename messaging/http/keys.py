@@ -12,6 +12,7 @@ from aiohttp import web
 
 from messaging.config import Settings
 from messaging.metrics import Metrics
+from messaging.signatures import Verifier
 
 if TYPE_CHECKING:
     from messaging.ingest import EventWriter
@@ -24,5 +25,8 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 EVENT_WRITER: web.AppKey[EventWriter] = web.AppKey("event_writer")
 PROVIDERS: web.AppKey[Providers] = web.AppKey("providers")
 WORKER: web.AppKey[Worker] = web.AppKey("worker")
+# The signature check of each channel whose webhooks must be signed; a channel
+# absent here takes its webhooks unsigned.
+WEBHOOK_VERIFIERS = web.AppKey("webhook_verifiers", dict[str, Verifier])
 # The list reads served at once (MESSAGING_MAX_CONCURRENT_READS).
 READ_SLOTS = web.AppKey("read_slots", asyncio.Semaphore)

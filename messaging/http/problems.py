@@ -21,6 +21,7 @@ from messaging.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
     NotFound,
+    Unauthenticated,
 )
 
 log = logging.getLogger("messaging.http")
@@ -30,6 +31,7 @@ RETRY_AFTER_S = 2
 
 _TITLES = {
     400: "Bad Request",
+    401: "Unauthorized",
     404: "Not Found",
     405: "Method Not Allowed",
     406: "Not Acceptable",
@@ -78,6 +80,8 @@ def outcome_of(exc: BaseException) -> str:
     send metrics: the same reading of the exception as problem_for's."""
     if isinstance(exc, InvalidRequest | web.HTTPRequestEntityTooLarge):
         return "invalid"
+    if isinstance(exc, Unauthenticated):
+        return "unauthenticated"
     if isinstance(exc, ClientGone | ConnectionResetError | asyncio.CancelledError):
         # The client hung up: mid-body, or while its request was served where
         # aiohttp cancels the handler of a lost connection.
@@ -98,6 +102,17 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
         return problem(request, exc.status, exc.detail, exc.errors)
     if isinstance(exc, NotFound):
         return problem(request, 404, str(exc) or "Not found.")
+    if isinstance(exc, Unauthenticated):
+        log.info(
+            "request unauthenticated",
+            extra={
+                "action": "unauthenticated",
+                "reason": exc.reason,
+                "path": request.path,
+                "request_id": request.get(REQUEST_ID),
+            },
+        )
+        return problem(request, 401, exc.detail, headers={"WWW-Authenticate": exc.challenge})
     if isinstance(exc, RequestPayloadError):
         # A body aiohttp could not read (a chunked body that does not parse),
         # wherever it was read.
