@@ -13,17 +13,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
-from messaging.app import init_app
+from messaging.app import init_app, init_mock_app
 from messaging.config import Settings
 from messaging.signatures import decode_secret, sign
-from tests.support.aliases import Client
+from tests.support.aliases import Client, ServerFactory
 from tests.support.metrics import scrape
 from tests.support.outage import DatabaseOutage
 from tests.support.payloads import EMAIL_WEBHOOK, SMS_WEBHOOK
+from tests.support.service import serve_on_own_port
 
 # Two secrets in the whsec_ form a provider hands out (24 and 32 bytes).
 SECRET_A = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -247,3 +250,63 @@ async def test_a_replay_or_a_new_webhook_id_stays_a_duplicate_of_the_provider_id
         assert response.status == 202
         assert await response.json() == {**first, "duplicate": True}
     assert await count(db) == 1
+
+
+async def test_the_mocks_signature_verifies_with_the_standardwebhooks_package(
+    aiohttp_server: ServerFactory,
+) -> None:
+    seen: list[tuple[dict[str, str], bytes]] = []
+
+    async def capture(request: web.Request) -> web.Response:
+        seen.append((dict(request.headers), await request.read()))
+        return web.json_response({"id": 1}, status=202)
+
+    catcher = web.Application()
+    catcher.router.add_post("/api/webhooks/sms", capture)
+    target = await aiohttp_server(catcher)
+    mock = await aiohttp_server(
+        init_mock_app(
+            Settings(
+                sms_webhook_secrets=keys(SECRET_A, SECRET_B),
+                mock_webhook_url=str(target.make_url("")).rstrip("/"),
+                log_format="text",
+            )
+        )
+    )
+    async with aiohttp.ClientSession() as session:
+        message = {"from": "+18045551234", "to": "+12016661234", "body": "Hi"}
+        async with session.post(mock.make_url("/mock/sms/inbound"), json=message) as response:
+            assert response.status == 200
+            played = await response.json()
+    assert played["webhook"]["status"] == 202
+    [(headers, body)] = seen
+    # The first secret listed is the one the provider signs with; the
+    # package finds its signature and hands back the webhook.
+    webhook = Webhook(SECRET_A).verify(body, headers)
+    assert webhook["messaging_provider_id"] == played["provider_message_id"]
+    assert len(headers["webhook-signature"].split()) == 1
+
+
+async def test_the_mock_signs_its_webhooks_to_the_service(
+    aiohttp_server: ServerFactory, settings: Settings, db: asyncpg.Connection
+) -> None:
+    server = await serve_on_own_port(aiohttp_server, with_secrets(settings, SECRET_A))
+    # The mock served alone, with a secret the service does not hold.
+    stranger = await aiohttp_server(
+        init_mock_app(
+            with_secrets(settings, SECRET_B).replace(
+                mock_webhook_url=str(server.make_url("")).rstrip("/")
+            )
+        )
+    )
+    message = {"from": "+18045551234", "to": "+12016661234", "body": "Hi"}
+    async with aiohttp.ClientSession() as session:
+        async with session.post(server.make_url("/mock/sms/inbound"), json=message) as response:
+            played = await response.json()
+        async with session.post(stranger.make_url("/mock/sms/inbound"), json=message) as response:
+            refused = await response.json()
+    assert played["webhook"]["status"] == 202, played
+    assert refused["webhook"]["status"] == 401
+    assert refused["webhook"]["attempts"] == 1  # a 401 is not retried
+    rows = await db.fetch("SELECT provider_message_id FROM inbound_events")
+    assert [r["provider_message_id"] for r in rows] == [played["provider_message_id"]]
