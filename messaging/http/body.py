@@ -93,22 +93,25 @@ def _require_json(request: web.Request) -> None:
 
 async def read_body(request: web.Request) -> bytes:
     """The body, decoded from its Content-Encoding, within the limits."""
-    _coding(request)  # an unknown coding is 415 before a byte is read
-    return decode_body(request, await receive_body(request))
+    coding = _coding(request)  # an unknown coding is 415 before a byte is read
+    return _decode(coding, await receive_body(request), request.client_max_size)
 
 
 def decode_body(request: web.Request, raw: bytes) -> bytes:
     """A body received as sent, decoded from its Content-Encoding (within the size limit)."""
-    coding = _coding(request)
+    return _decode(_coding(request), raw, request.client_max_size)
+
+
+def _decode(coding: str, raw: bytes, limit: int) -> bytes:
     if coding == "identity":
         return raw
     if coding == "deflate":
         # RFC 9110's deflate is zlib-wrapped; some clients send it raw.
         try:
-            return _decompress(raw, _ZLIB, request.client_max_size)
+            return _decompress(raw, _ZLIB, limit)
         except zlib.error:
-            return _decompress(raw, _RAW, request.client_max_size)
-    return _decompress(raw, _GZIP, request.client_max_size)
+            return _decompress(raw, _RAW, limit)
+    return _decompress(raw, _GZIP, limit)
 
 
 def _coding(request: web.Request) -> str:
