@@ -55,11 +55,11 @@ class BodyNotReceived(MessagingError):
 
 
 @dataclass
-class Unauthenticated(MessagingError):
-    """A request without valid credentials (401); for a webhook, its signature
-    (signatures.py) is missing, malformed, stale or wrong (reason). detail says
-    what was wrong, never which secret was tried; challenge is the 401's
-    WWW-Authenticate. Nothing was stored, and the database was not asked."""
+class SignatureRejected(MessagingError):
+    """A webhook whose Standard Webhooks signature (signatures.py) is missing,
+    malformed, stale or wrong (reason): 401. detail says what was wrong, never
+    which secret was tried; challenge is the 401's WWW-Authenticate. Nothing was
+    stored, and the database was not asked."""
 
     reason: str
     detail: str

@@ -34,7 +34,7 @@ import hmac
 from binascii import b2a_base64
 from collections.abc import Mapping, Sequence
 
-from messaging.errors import Unauthenticated
+from messaging.errors import SignatureRejected
 
 SECRET_PREFIX = "whsec_"
 MIN_KEY_BYTES = 24
@@ -121,7 +121,7 @@ class Verifier:
 
     def check_headers(self, headers: Mapping[str, str], now: float) -> SignedHeaders:
         """The headers present, well formed, and the timestamp within
-        TOLERANCE_S of now (Unix seconds); Unauthenticated otherwise."""
+        TOLERANCE_S of now (Unix seconds); SignatureRejected otherwise."""
         msg_id = headers.get(ID_HEADER)
         timestamp = headers.get(TIMESTAMP_HEADER)
         signature = headers.get(SIGNATURE_HEADER)
@@ -161,7 +161,7 @@ class Verifier:
 
     def check_body(self, signed: SignedHeaders, body: bytes) -> None:
         """A signature of check_headers' matches the body as sent under one of
-        the keys; Unauthenticated otherwise."""
+        the keys; SignatureRejected otherwise."""
         prefix, signatures = signed
         content = prefix + body
         for key in self._keys:
@@ -201,7 +201,7 @@ class _Key:
 
 
 def _v1_signatures(header: str) -> tuple[str, ...]:
-    """The v1 signatures of a signature header, in base64; Unauthenticated when
+    """The v1 signatures of a signature header, in base64; SignatureRejected when
     there is none. An entry of another scheme (v1a), or one that cannot be the
     base64 of an HMAC-SHA256, is skipped rather than refused: another valid
     entry may follow. Signatures are compared in the canonical base64 every
@@ -222,8 +222,8 @@ def _v1_signatures(header: str) -> tuple[str, ...]:
     return found
 
 
-def _refused(reason: str, detail: str) -> Unauthenticated:
-    return Unauthenticated(reason, detail, CHALLENGE)
+def _refused(reason: str, detail: str) -> SignatureRejected:
+    return SignatureRejected(reason, detail, CHALLENGE)
 
 
 def _signed_content(msg_id: str, timestamp: str, body: bytes) -> bytes:

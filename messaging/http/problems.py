@@ -21,7 +21,7 @@ from messaging.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
     NotFound,
-    Unauthenticated,
+    SignatureRejected,
 )
 
 log = logging.getLogger("messaging.http")
@@ -80,7 +80,7 @@ def outcome_of(exc: BaseException) -> str:
     send metrics: the same reading of the exception as problem_for's."""
     if isinstance(exc, InvalidRequest | web.HTTPRequestEntityTooLarge):
         return "invalid"
-    if isinstance(exc, Unauthenticated):
+    if isinstance(exc, SignatureRejected):
         return "unauthenticated"
     if isinstance(exc, ClientGone | ConnectionResetError | asyncio.CancelledError):
         # The client hung up: mid-body, or while its request was served where
@@ -102,7 +102,7 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
         return problem(request, exc.status, exc.detail, exc.errors)
     if isinstance(exc, NotFound):
         return problem(request, 404, str(exc) or "Not found.")
-    if isinstance(exc, Unauthenticated):
+    if isinstance(exc, SignatureRejected):
         log.info(
             "request unauthenticated",
             extra={

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from messaging.errors import Unauthenticated
+from messaging.errors import SignatureRejected
 from messaging.signatures import (
     TOLERANCE_S,
     Verifier,
@@ -36,8 +36,8 @@ def headers(
     }
 
 
-def refusal(verifier: Verifier, given: dict[str, str], body: bytes = BODY) -> Unauthenticated:
-    with pytest.raises(Unauthenticated) as caught:
+def refusal(verifier: Verifier, given: dict[str, str], body: bytes = BODY) -> SignatureRejected:
+    with pytest.raises(SignatureRejected) as caught:
         verifier.check_body(verifier.check_headers(given, NOW), body)
     return caught.value
 
@@ -114,7 +114,7 @@ def test_a_timestamp_within_five_minutes_either_way_passes(skew: int) -> None:
 )
 def test_a_timestamp_beyond_five_minutes_is_stale(skew: int, says: str) -> None:
     verifier = Verifier([KEY])
-    with pytest.raises(Unauthenticated, match=says) as caught:
+    with pytest.raises(SignatureRejected, match=says) as caught:
         verifier.check_headers(headers(timestamp=NOW + skew), NOW)
     assert caught.value.reason == "stale"
 
