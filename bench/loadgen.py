@@ -18,7 +18,8 @@ then, the server's caches fill); S seconds are measured after them. `sent` minus
 
 `closed` is the stand-in for wrk where wrk is not installed: C connections, each
 sending its next request when the last is answered; it prints the WRK_JSON line
-that wrk's script prints.
+that wrk's script prints. With --secret (whsec_...) each request is signed
+(Standard Webhooks) as it is sent.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import Any
 import aiohttp
 
 from bench.stats import percentile
+from messaging.signatures import decode_secret, signature_headers
 
 SMS_TEMPLATE = {
     "from": "+18045551234",
@@ -116,7 +118,10 @@ async def run_open(
     return sorted(records, key=lambda r: r["k"])
 
 
-async def run_closed(url: str, connections: int, duration: float, prefix: str) -> dict[str, Any]:
+async def run_closed(
+    url: str, connections: int, duration: float, prefix: str, secret: str | None = None
+) -> dict[str, Any]:
+    key = decode_secret(secret) if secret else None
     latencies_us: list[float] = []
     errors = {"status": 0, "socket": 0}
     deadline = time.monotonic() + duration
@@ -130,10 +135,13 @@ async def run_closed(url: str, connections: int, duration: float, prefix: str) -
             while time.monotonic() < deadline:
                 n += 1
                 t0 = time.perf_counter()
+                body = webhook_body(f"{prefix}-{c}-{n}")
+                headers = HEADERS
+                if key is not None:
+                    msg_id = f"msg_{prefix}_{c}_{n}"
+                    headers = HEADERS | signature_headers([key], msg_id, int(time.time()), body)
                 try:
-                    async with session.post(
-                        url, data=webhook_body(f"{prefix}-{c}-{n}"), headers=HEADERS
-                    ) as resp:
+                    async with session.post(url, data=body, headers=headers) as resp:
                         await resp.read()
                         if resp.status >= 400:
                             errors["status"] += 1
@@ -172,6 +180,7 @@ def main() -> None:
     closed.add_argument("--connections", type=int, default=64)
     closed.add_argument("--duration", type=float, required=True)
     closed.add_argument("--prefix", required=True)
+    closed.add_argument("--secret", help="sign each request with this whsec_ secret")
     args = parser.parse_args()
     try:
         import uvloop
@@ -192,7 +201,9 @@ def main() -> None:
         with open(args.out, "w", encoding="utf-8") as f:
             json.dump(records, f)
     else:
-        summary = asyncio.run(run_closed(args.url, args.connections, args.duration, args.prefix))
+        summary = asyncio.run(
+            run_closed(args.url, args.connections, args.duration, args.prefix, args.secret)
+        )
         print("WRK_JSON " + json.dumps(summary))
 
 

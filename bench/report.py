@@ -65,6 +65,8 @@ def targets(sections: dict[str, Any]) -> list[dict[str, Any]]:
          get("ingest", "summary", "service_defaults", "rps_vs_bare")),
         ("1. Ingest (defaults) p99 <= 1.5 x the bare handler's p99", "ratio", 1.5, "<=",
          get("ingest", "summary", "service_defaults", "p99_vs_bare")),
+        ("1. Ingest signed (defaults, secrets set) req/s >= 0.95 x unsigned defaults'", "ratio",
+         0.95, ">=", get("ingest", "summary", "signed_vs_defaults")),
         ("2. Pipeline (serve, defaults) processed/s >= 0.60 x bare req/s", "ratio", 0.60, ">=",
          get("pipeline", "summary", "serve", "processed_vs_bare")),
         ("2. Pipeline backlog at the end <= 1 s of work", "abs", 1.0, "<=",
@@ -292,10 +294,17 @@ def _plot_ingest(ax: Any, s: dict[str, Any] | None) -> None:
         "service_defaults": "service\n(defaults)",
         "service": "service\n(WARNING)",
         "one_commit_each": "service\n(commit each)",
+        "service_signed": "service\n(signed)",
     }
     names = [n for n in labels if n in s["summary"]]
     rps = [s["summary"][n]["rps"] for n in names]
-    palette = {"bare": "#bbb", "durable": "#888", "ceiling": "#999", "service_defaults": "#185"}
+    palette = {
+        "bare": "#bbb",
+        "durable": "#888",
+        "ceiling": "#999",
+        "service_defaults": "#185",
+        "service_signed": "#3a6",
+    }
     colors = [palette.get(n, "#2a7" if n == "service" else "#c63") for n in names]
     bars = ax.bar([labels[n] for n in names], rps, color=colors)
     for bar, n in zip(bars, names, strict=True):

@@ -17,6 +17,7 @@ that `serve --no-worker` under keys still hears revocations.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,7 +25,7 @@ from aiohttp import web
 
 from messaging.apikeys import CHANNEL as API_KEYS_CHANNEL
 from messaging.apikeys import KeyCache
-from messaging.config import Settings
+from messaging.config import WEBHOOK_SECRETS_VARIABLES, Settings
 from messaging.http import auth, conversations, health, openapi, sends, webhooks
 from messaging.http.access_log import ACCESS_LOG, AccessLog
 from messaging.http.body import BODY_LIMITS, HANDLER_ARGS, BodyLimits
@@ -37,6 +38,7 @@ from messaging.http.keys import (
     PROVIDERS,
     READ_SLOTS,
     SETTINGS,
+    WEBHOOK_VERIFIERS,
     WORKER,
 )
 from messaging.http.middleware import edge
@@ -44,9 +46,12 @@ from messaging.ingest import EventWriter
 from messaging.metrics import Metrics
 from messaging.mock.providers import mock_providers
 from messaging.providers.client import open_providers
+from messaging.signatures import Verifier
 from messaging.store.db import create_pool
 from messaging.worker.listener import Listener
 from messaging.worker.runner import Worker, new_processor_id
+
+log = logging.getLogger("messaging")
 
 
 def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
@@ -72,6 +77,12 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
         app[LISTENER] = Listener(
             settings.database_url, app[METRICS], name=f"messaging-listener {new_processor_id()}"
         )
+    app[WEBHOOK_VERIFIERS] = {
+        channel: Verifier(secret_keys)
+        for channel in WEBHOOK_SECRETS_VARIABLES
+        if (secret_keys := settings.webhook_secrets(channel))
+    }
+    app.on_startup.append(_say_which_webhooks_are_unsigned)
     app.add_routes(auth.require("send", sends.routes(), keys))
     app.add_routes(webhooks.routes())
     app.add_routes(auth.require("read", conversations.routes(), keys))
@@ -107,6 +118,18 @@ def _body_limits(settings: Settings) -> BodyLimits:
     return BodyLimits(
         timeout_s=settings.body_read_timeout_ms / 1000, max_waiting=settings.max_body_reads
     )
+
+
+async def _say_which_webhooks_are_unsigned(app: web.Application) -> None:
+    """Once at start: a warning for each channel that takes unsigned webhooks."""
+    for channel, variable in WEBHOOK_SECRETS_VARIABLES.items():
+        if channel not in app[WEBHOOK_VERIFIERS]:
+            log.warning(
+                "%s webhooks are accepted unsigned: %s is not set",
+                channel,
+                variable,
+                extra={"action": "webhooks_unsigned", "channel": channel, "variable": variable},
+            )
 
 
 async def _access_log(app: web.Application) -> AsyncIterator[None]:

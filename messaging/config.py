@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
 from urllib.parse import urlsplit
+
+from messaging.signatures import decode_secret
 
 T = TypeVar("T")
 
@@ -77,6 +79,11 @@ class Settings:
     mock_retry_after_secs: int = 1
     # How long a 'hang' holds its answer back.
     mock_hang_secs: float = 30.0
+    # The HMAC keys (decoded from their whsec_ form) that webhooks must be signed
+    # with, per channel: several while a secret is rotated. Empty: that channel's
+    # webhooks are taken unsigned. Kept out of repr, so that settings never print them.
+    sms_webhook_secrets: tuple[bytes, ...] = field(default=(), repr=False)
+    email_webhook_secrets: tuple[bytes, ...] = field(default=(), repr=False)
     # Where the embedded server keeps its data when no DATABASE_URL is given.
     embedded_data_dir: str = ".pgdata/run"
     log_level: str = "INFO"
@@ -192,6 +199,8 @@ class Settings:
             mock_hang_secs=_read(
                 env, "MESSAGING_MOCK_HANG_SECS", float, d.mock_hang_secs, _between(0, 3600)
             ),
+            sms_webhook_secrets=_secrets(env, WEBHOOK_SECRETS_VARIABLES["sms"]),
+            email_webhook_secrets=_secrets(env, WEBHOOK_SECRETS_VARIABLES["email"]),
             embedded_data_dir=_read(
                 env, "MESSAGING_EMBEDDED_DATA_DIR", str, d.embedded_data_dir, _nonempty
             ),
@@ -211,6 +220,17 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+    def webhook_secrets(self, channel: str) -> tuple[bytes, ...]:
+        """The keys a channel's webhooks must be signed with (none: unsigned)."""
+        return self.sms_webhook_secrets if channel == "sms" else self.email_webhook_secrets
+
+
+# Where each channel's webhook secrets come from (the start-up warning names them).
+WEBHOOK_SECRETS_VARIABLES = {
+    "sms": "MESSAGING_SMS_WEBHOOK_SECRETS",
+    "email": "MESSAGING_EMAIL_WEBHOOK_SECRETS",
+}
 
 
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -235,6 +255,22 @@ def _read(
     if problem:
         raise ConfigError(f"{name}={raw!r}: {problem}")
     return value
+
+
+def _secrets(env: Mapping[str, str], name: str) -> tuple[bytes, ...]:
+    """A comma-separated list of whsec_ secrets, decoded; empty items are
+    skipped. Unlike _read, an error names the variable and the item's position
+    but never repeats the value: it is a secret."""
+    items = [item.strip() for item in env.get(name, "").split(",")]
+    keys = []
+    for position, item in enumerate((i for i in items if i), start=1):
+        try:
+            key = decode_secret(item)
+        except ValueError as exc:
+            raise ConfigError(f"{name}: secret number {position} {exc}") from None
+        if key not in keys:
+            keys.append(key)
+    return tuple(keys)
 
 
 def _kind(parse: Callable[[str], object]) -> str:

@@ -54,6 +54,21 @@ class BodyNotReceived(MessagingError):
         return self.detail
 
 
+@dataclass
+class SignatureRejected(MessagingError):
+    """A webhook whose Standard Webhooks signature (signatures.py) is missing,
+    malformed, stale or wrong (reason): 401. detail says what was wrong, never
+    which secret was tried; challenge is the 401's WWW-Authenticate. Nothing was
+    stored, and the database was not asked."""
+
+    reason: str
+    detail: str
+    challenge: str
+
+    def __str__(self) -> str:
+        return self.detail
+
+
 class DatabaseUnavailable(MessagingError):
     """The database cannot be reached or did not answer in time. Nothing was stored."""
 

@@ -18,6 +18,7 @@ _INGEST = (
     ("durable", "minimal durable handler (ingest, baseline b)"),
     ("ceiling", "validating ceiling (ingest, issue 5)"),
     ("service_defaults", "serve --no-worker, defaults (ingest)"),
+    ("service_signed", "serve --no-worker, defaults, signed webhooks (ingest)"),
     ("service", "serve --no-worker, LOG_LEVEL=WARNING (ingest)"),
 )
 _PIPELINE = (

@@ -12,15 +12,20 @@ connections (wrk, closed loop), against three servers measured in the same run:
   logging included (LOG_LEVEL=INFO, the access log's default);
 - service: the same with LOG_LEVEL=WARNING (issue 5's variant, kept for its
   targets), commits shared between requests;
-- service, one commit per request: MESSAGING_GROUP_COMMIT=false.
+- service, one commit per request: MESSAGING_GROUP_COMMIT=false;
+- service, signed: default settings plus a webhook secret per channel, and
+  every request signed (Standard Webhooks; bench/signed.py): what verifying a
+  signature costs, as signed_vs_defaults (issue 11: at least 0.95).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from bench.context import Context
@@ -28,6 +33,8 @@ from bench.cpu import cpu_seconds, server_pids, total_cpu
 from bench.db import HISTORY_EVENTS
 from bench.procs import PYTHON, ROOT, run_command
 from bench.scenarios.common import baseline, rotated, section, service, table, tag
+from bench.signed import ENV as SIGNED_ENV
+from bench.signed import SECRET, write_requests
 from bench.stats import median, paired_ratio
 
 TITLE = "1. Ingest"
@@ -39,6 +46,9 @@ VARIANTS = {
     "durable": "minimal durable handler: msgspec, group-committed INSERT (issue 10's baseline b)",
     "ceiling": "bare aiohttp, our validation, no database (issue 5's HTTP ceiling)",
     "service_defaults": "service, default settings (logging at INFO)",
+    # Next to the defaults it is compared with: in the rotation it never follows
+    # one_commit_each, whose thousands of commits leave PostgreSQL busy after it.
+    "service_signed": "service, default settings, webhook secrets set, requests signed",
     "service": "service, group commit, LOG_LEVEL=WARNING",
     "one_commit_each": "service, MESSAGING_GROUP_COMMIT=false, LOG_LEVEL=WARNING",
 }
@@ -48,7 +58,10 @@ _ENV = {
     "service_defaults": {},  # and none of the bench's settings: defaults=True
     "service": {},
     "one_commit_each": {"MESSAGING_GROUP_COMMIT": "false"},
+    "service_signed": SIGNED_ENV,  # and defaults=True, as service_defaults
 }
+# The variants that run with default settings (none of the bench's own).
+_DEFAULTS = ("service_defaults", "service_signed")
 
 
 async def run(ctx: Context) -> dict[str, Any]:
@@ -56,11 +69,12 @@ async def run(ctx: Context) -> dict[str, Any]:
     raw: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     for repeat in range(p.repeats):
         for variant in rotated(list(VARIANTS), repeat):
+            sign = variant == "service_signed"
             async with _target(ctx, variant) as (url, pid, database_url):
-                await load(ctx, url, p.warmup_s, tag())
+                await load(ctx, url, p.warmup_s, tag(), signed=sign)
                 pg = await server_pids(database_url) if database_url else []
                 before = (cpu_seconds(pid), total_cpu(pg))
-                result = await load(ctx, url, p.ingest_s, tag())
+                result = await load(ctx, url, p.ingest_s, tag(), signed=sign)
                 after = (cpu_seconds(pid), total_cpu(pg))
             result["server_cpu_us"] = _per_request(before[0], after[0], result["requests"])
             result["postgres_cpu_us"] = _per_request(before[1], after[1], result["requests"])
@@ -72,6 +86,15 @@ async def run(ctx: Context) -> dict[str, Any]:
                 flush=True,
             )
     return _section(ctx, raw)
+
+
+def _cpu_pair(signed_us: float | None, defaults_us: float | None) -> str:
+    if signed_us is None or defaults_us is None:
+        return "the server's CPU per request not visible"
+    return (
+        f"{signed_us:.1f} us of server CPU per request against {defaults_us:.1f} us "
+        f"({signed_us - defaults_us:+.1f} us)"
+    )
 
 
 def _per_request(before: float | None, after: float | None, requests: int) -> float | None:
@@ -107,14 +130,25 @@ async def _target(ctx: Context, variant: str) -> AsyncIterator[tuple[str, int, s
             worker=False,
             env=env,
             pids=pids,
-            defaults=variant == "service_defaults",
+            defaults=variant in _DEFAULTS,
         ) as base,
     ):
         yield base + PATH, pids[0], database_url
 
 
-async def load(ctx: Context, url: str, seconds: int, prefix: str) -> dict[str, Any]:
-    """Closed-loop load from a separate process: wrk, or the aiohttp stand-in."""
+async def load(
+    ctx: Context, url: str, seconds: int, prefix: str, *, signed: bool = False
+) -> dict[str, Any]:
+    """Closed-loop load from a separate process: wrk, or the aiohttp stand-in.
+    signed: every request carries a Standard Webhooks signature (wrk: signed
+    ahead into a file, bench/signed.py; the stand-in signs each request)."""
+    with tempfile.TemporaryDirectory(prefix="bench-signed-") as tmp:
+        return await _load(ctx, url, seconds, prefix, Path(tmp) if signed else None)
+
+
+async def _load(
+    ctx: Context, url: str, seconds: int, prefix: str, signed_dir: Path | None
+) -> dict[str, Any]:
     connections = ctx.profile.ingest_connections
     if ctx.can.wrk:
         argv = [
@@ -130,6 +164,10 @@ async def load(ctx: Context, url: str, seconds: int, prefix: str) -> dict[str, A
             "--",
             prefix,
         ]
+        if signed_dir is not None:
+            requests = signed_dir / "requests.tsv"
+            await asyncio.to_thread(write_requests, requests, prefix, seconds)
+            argv.append(str(requests))
     else:
         argv = [
             PYTHON,
@@ -141,6 +179,8 @@ async def load(ctx: Context, url: str, seconds: int, prefix: str) -> dict[str, A
             f"--duration={seconds}",
             f"--prefix={prefix}",
         ]
+        if signed_dir is not None:
+            argv.append(f"--secret={SECRET}")
     code, out = await run_command(argv, limit_s=seconds + 60)
     lines = [line for line in out.splitlines() if line.startswith("WRK_JSON ")]
     if code != 0 or not lines:
@@ -154,6 +194,8 @@ async def load(ctx: Context, url: str, seconds: int, prefix: str) -> dict[str, A
         "p99_ms": s["p99_us"] / 1000,
         "max_ms": s["max_us"] / 1000,
         "errors": s["status_errors"] + s["socket_errors"] + s["timeouts"],
+        # Signed requests sent a second time (the file was too short): duplicates.
+        "reused": s.get("reused", 0),
     }
 
 
@@ -209,6 +251,9 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
     summary["group_commit_speedup"] = paired_ratio(
         series("service", "rps"), series("one_commit_each", "rps")
     )
+    summary["signed_vs_defaults"] = paired_ratio(
+        series("service_signed", "rps"), series("service_defaults", "rps")
+    )
     tool = "wrk -t1" if ctx.can.wrk else "aiohttp closed-loop client (wrk not found)"
     p = ctx.profile
     defaults = summary["service_defaults"]
@@ -224,6 +269,24 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
         f"Group commit vs one commit per request: {summary['group_commit_speedup']:.2f}x "
         "the requests/s (ratio).",
     ]
+    signed_ = summary["service_signed"]
+    reused = sum(int(r.get("reused", 0)) for r in raw["service_signed"])
+    notes.append(
+        "Issue 11, signed webhooks: with secrets set and every request signed (Standard "
+        f"Webhooks, checked before the body is parsed) the service answers "
+        f"{summary['signed_vs_defaults']:.3f} of the unsigned defaults' req/s (target >= 0.95; "
+        f"a cost of {1 - summary['signed_vs_defaults']:.1%}), with "
+        + _cpu_pair(signed_["server_cpu_us"], defaults["server_cpu_us"])
+        + ". "
+        + (
+            "The requests were signed ahead of each run into a file that wrk cycles "
+            "through (bench/signed.py), so that wrk's own work is the same as for "
+            "unsigned requests."
+            if ctx.can.wrk
+            else "The aiohttp client signed each request."
+        )
+        + (f" {reused} signed requests were sent twice (answered as duplicates)." if reused else "")
+    )
     notes.append(
         f"Each service database starts with {HISTORY_EVENTS:,} processed events, analyzed "
         "(bench/sql/template.sql): on an empty, never-analyzed table the ingest statement "
@@ -239,7 +302,8 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
             f"{p.repeats} repeats with the variants in rotating order; medians. "
             "The service runs as `messaging serve --no-worker` in its own process on a "
             "fresh database: first with default settings (logging at INFO), then with "
-            "LOG_LEVEL=WARNING, the variant issue 5's targets are read from."
+            "LOG_LEVEL=WARNING, the variant issue 5's targets are read from; and with "
+            "default settings plus a webhook secret per channel, every request signed."
         ),
         tables=[
             table(

@@ -17,6 +17,9 @@ arrive, and how many requests may wait for theirs at once.
   (almost every request) costs neither a timer nor a slot.
 - A client that hangs up mid-body is ClientGone: counted and logged as that, not
   as a server error.
+- receive_body gives the bytes as sent, for a check that must see them before
+  anything else does (a webhook's signature); json_text_of then takes them the
+  rest of read_json_text's way.
 """
 
 from __future__ import annotations
@@ -67,31 +70,57 @@ async def read_json_text(
     request: web.Request, *, max_items: int = MAX_LIST_ITEMS
 ) -> tuple[dict[str, Any], str]:
     """read_json's object and the body's text, to store as it came."""
+    _require_json(request)
+    return parse_json_text(await read_body(request), max_items=max_items)
+
+
+def json_text_of(
+    request: web.Request, raw: bytes, *, max_items: int = MAX_LIST_ITEMS
+) -> tuple[dict[str, Any], str]:
+    """read_json_text for a body already received as sent (receive_body): what a
+    signed webhook goes through once its signature over those bytes is checked."""
+    _require_json(request)
+    return parse_json_text(decode_body(request, raw), max_items=max_items)
+
+
+def _require_json(request: web.Request) -> None:
     media = request.content_type.lower()
     if media != "application/json" and not media.endswith("+json"):
         raise InvalidRequest(
             f"The body must be application/json, not {media or 'unspecified'}.", status=415
         )
-    return parse_json_text(await read_body(request), max_items=max_items)
 
 
 async def read_body(request: web.Request) -> bytes:
     """The body, decoded from its Content-Encoding, within the limits."""
-    coding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
-    if coding not in ("identity", "gzip", "x-gzip", "deflate"):
-        raise InvalidRequest(
-            f"The Content-Encoding {coding[:40]!r} is not supported (gzip, deflate).", status=415
-        )
-    raw = await _receive(request)
+    coding = _coding(request)  # an unknown coding is 415 before a byte is read
+    return _decode(coding, await receive_body(request), request.client_max_size)
+
+
+def decode_body(request: web.Request, raw: bytes) -> bytes:
+    """A body received as sent, decoded from its Content-Encoding (within the size limit)."""
+    return _decode(_coding(request), raw, request.client_max_size)
+
+
+def _decode(coding: str, raw: bytes, limit: int) -> bytes:
     if coding == "identity":
         return raw
     if coding == "deflate":
         # RFC 9110's deflate is zlib-wrapped; some clients send it raw.
         try:
-            return _decompress(raw, _ZLIB, request.client_max_size)
+            return _decompress(raw, _ZLIB, limit)
         except zlib.error:
-            return _decompress(raw, _RAW, request.client_max_size)
-    return _decompress(raw, _GZIP, request.client_max_size)
+            return _decompress(raw, _RAW, limit)
+    return _decompress(raw, _GZIP, limit)
+
+
+def _coding(request: web.Request) -> str:
+    coding = request.headers.get(hdrs.CONTENT_ENCODING, "identity").strip().lower()
+    if coding not in ("identity", "gzip", "x-gzip", "deflate"):
+        raise InvalidRequest(
+            f"The Content-Encoding {coding[:40]!r} is not supported (gzip, deflate).", status=415
+        )
+    return coding
 
 
 def _decompress(raw: bytes, wbits: int, limit: int) -> bytes:
@@ -109,8 +138,9 @@ def _decompress(raw: bytes, wbits: int, limit: int) -> bytes:
     return body
 
 
-async def _receive(request: web.Request) -> bytes:
-    """The bytes of the body as sent, within the time and size limits."""
+async def receive_body(request: web.Request) -> bytes:
+    """The bytes of the body as sent (still in their Content-Encoding), within
+    the time and size limits."""
     length = request.content_length
     if length is not None and length > request.client_max_size:
         raise web.HTTPRequestEntityTooLarge(max_size=request.client_max_size, actual_size=length)

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from messaging.config import Settings
 from messaging.metrics import Metrics
+from messaging.signatures import Verifier
 
 if TYPE_CHECKING:
     from messaging.apikeys import KeyCache
@@ -31,5 +32,8 @@ API_KEYS: web.AppKey[KeyCache] = web.AppKey("api_keys")
 # The process's one LISTEN connection, shared by the worker and the API keys'
 # cache (absent with MESSAGING_LISTEN=false, or when nothing listens).
 LISTENER: web.AppKey[Listener] = web.AppKey("listener")
+# The signature check of each channel whose webhooks must be signed; a channel
+# absent here takes its webhooks unsigned.
+WEBHOOK_VERIFIERS = web.AppKey("webhook_verifiers", dict[str, Verifier])
 # The list reads served at once (MESSAGING_MAX_CONCURRENT_READS).
 READ_SLOTS = web.AppKey("read_slots", asyncio.Semaphore)

@@ -22,6 +22,7 @@ from messaging.errors import (
     IdempotencyKeyReused,
     InvalidRequest,
     NotFound,
+    SignatureRejected,
     Unauthenticated,
 )
 
@@ -85,6 +86,8 @@ def outcome_of(exc: BaseException) -> str:
     send metrics: the same reading of the exception as problem_for's."""
     if isinstance(exc, InvalidRequest | web.HTTPRequestEntityTooLarge):
         return "invalid"
+    if isinstance(exc, SignatureRejected):
+        return "unauthenticated"
     if isinstance(exc, ClientGone | ConnectionResetError | asyncio.CancelledError):
         # The client hung up: mid-body, or while its request was served where
         # aiohttp cancels the handler of a lost connection.
@@ -111,6 +114,17 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
     if isinstance(exc, Forbidden):
         challenge = f'{BEARER_REALM}, error="insufficient_scope", scope="{exc.scope}"'
         return problem(request, 403, exc.detail, headers={"WWW-Authenticate": challenge})
+    if isinstance(exc, SignatureRejected):
+        log.info(
+            "request unauthenticated",
+            extra={
+                "action": "unauthenticated",
+                "reason": exc.reason,
+                "path": request.path,
+                "request_id": request.get(REQUEST_ID),
+            },
+        )
+        return problem(request, 401, exc.detail, headers={"WWW-Authenticate": exc.challenge})
     if isinstance(exc, RequestPayloadError):
         # A body aiohttp could not read (a chunked body that does not parse),
         # wherever it was read.

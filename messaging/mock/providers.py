@@ -12,7 +12,9 @@ DELETE /mock/{provider}/deliveries  forget both
 GET    /mock/{provider}/config      how it answers now
 PATCH  /mock/{provider}/config      change that (given fields only); restarts the draws
 POST   /mock/{provider}/inbound     play the provider sending us a message: it calls
-                                    our webhook the way the real provider would
+                                    our webhook the way the real provider would,
+                                    signed (Standard Webhooks) with the first of the
+                                    channel's MESSAGING_*_WEBHOOK_SECRETS when set
 
 How a send is answered:
 
@@ -33,6 +35,7 @@ import asyncio
 import contextlib
 import json
 import random
+import time
 import uuid
 from collections import Counter, deque
 from collections.abc import AsyncIterator
@@ -48,6 +51,7 @@ from aiohttp import web
 from messaging.config import MOCK_FAULTS, Settings
 from messaging.errors import FieldError, InvalidRequest
 from messaging.jsontext import MAX_LIST_ITEMS, parse_json
+from messaging.signatures import signature_headers
 from messaging.timestamps import format_timestamp
 
 FAULTS = (*MOCK_FAULTS, "ok")
@@ -384,24 +388,33 @@ async def inbound(request: web.Request) -> web.Response:
     webhook.setdefault(mock.id_field, f"{mock.name}-in-{uuid.uuid4().hex}")
     if mock.name == "sms":
         webhook.setdefault("type", "sms")
-    url = f"{request.app[_SETTINGS].mock_webhook_url}/api/webhooks/{mock.name}"
-    result = await _call_webhook(request.app[_SESSION], url, webhook)
+    settings = request.app[_SETTINGS]
+    url = f"{settings.mock_webhook_url}/api/webhooks/{mock.name}"
+    # A provider holds one secret: the first listed is the current one.
+    keys = settings.webhook_secrets(mock.name)[:1]
+    result = await _call_webhook(request.app[_SESSION], url, webhook, keys)
     return web.json_response(
         {"provider_message_id": webhook[mock.id_field], "webhook": {"url": url, **result}}
     )
 
 
 async def _call_webhook(
-    session: aiohttp.ClientSession, url: str, webhook: dict[str, Any]
+    session: aiohttp.ClientSession, url: str, webhook: dict[str, Any], keys: tuple[bytes, ...]
 ) -> dict[str, Any]:
     """POST the webhook, retrying (as providers do) while our answer is 429, 5xx or
-    none; the last answer, or the last error."""
+    none; the last answer, or the last error. With keys, each attempt is signed
+    (Standard Webhooks): one webhook-id for all of them, the timestamp of each."""
+    payload = json.dumps(webhook).encode()
+    msg_id = f"msg_{uuid.uuid4().hex}"
     result: dict[str, Any] = {}
     for attempt in range(1, WEBHOOK_ATTEMPTS + 1):
         if attempt > 1:
             await asyncio.sleep(WEBHOOK_RETRY_DELAY_S * (attempt - 1))
+        headers = {"Content-Type": "application/json"}
+        if keys:
+            headers |= signature_headers(keys, msg_id, int(time.time()), payload)
         try:
-            async with session.post(url, json=webhook) as response:
+            async with session.post(url, data=payload, headers=headers) as response:
                 text = await response.text()
                 try:
                     body: Any = json.loads(text)

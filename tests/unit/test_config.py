@@ -1,6 +1,7 @@
 import pytest
 
 from messaging.config import ConfigError, Settings
+from messaging.signatures import encode_secret
 
 
 def test_defaults_without_environment() -> None:
@@ -97,3 +98,35 @@ def test_auth_and_mock_providers_can_be_set_either_way(database_url: str | None)
 def test_a_bad_auth_or_mock_setting_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=name):
         Settings.from_env({"DATABASE_URL": "postgresql://x@h/db", name: value})
+
+
+def test_webhook_secrets_are_comma_separated_decoded_and_kept_out_of_repr() -> None:
+    old, new = encode_secret(bytes(range(32))), encode_secret(bytes(range(1, 25)))
+    settings = Settings.from_env(
+        {"MESSAGING_SMS_WEBHOOK_SECRETS": f" {new} , {old},", "MESSAGING_EMAIL_WEBHOOK_SECRETS": ""}
+    )
+    assert settings.webhook_secrets("sms") == (bytes(range(1, 25)), bytes(range(32)))
+    assert settings.webhook_secrets("email") == ()
+    assert old not in repr(settings) and "whsec_" not in repr(settings)
+    assert str(bytes(range(32))) not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "s3cret-password",
+        "whsec_%%%",
+        "whsec_c2hvcnQ=",  # "short": 5 bytes
+        f"{encode_secret(bytes(32))},whsec_c2hvcnQ=",
+    ],
+)
+@pytest.mark.parametrize(
+    "name", ["MESSAGING_SMS_WEBHOOK_SECRETS", "MESSAGING_EMAIL_WEBHOOK_SECRETS"]
+)
+def test_a_bad_webhook_secret_names_the_variable_and_never_prints_the_value(
+    name: str, value: str
+) -> None:
+    with pytest.raises(ConfigError, match=name) as caught:
+        Settings.from_env({name: value})
+    for item in value.split(","):
+        assert item not in str(caught.value)
