@@ -14,7 +14,17 @@ from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
 
-ORDER = ("ingest", "pipeline", "latency", "cost", "peers", "end_to_end", "drain", "pgbench")
+ORDER = (
+    "ingest",
+    "validation",
+    "pipeline",
+    "latency",
+    "cost",
+    "peers",
+    "end_to_end",
+    "drain",
+    "pgbench",
+)
 
 
 def write(results: dict[str, Any]) -> list[Path]:

@@ -37,12 +37,14 @@ from bench.scenarios import (
     peers,
     pgbench,
     pipeline,
+    validation,
 )
 
 Scenario = Callable[[Context], Awaitable[dict[str, Any]]]
 
 SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "ingest": (ingest.TITLE, ingest.run),
+    "validation": (validation.TITLE, validation.run),
     "pipeline": (pipeline.TITLE, pipeline.run),
     "latency": (latency.TITLE, latency.run),
     "cost": (cost.TITLE, cost.run),
