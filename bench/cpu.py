@@ -35,3 +35,11 @@ def total_cpu(pids: list[int]) -> float | None:
     server)."""
     values = [v for v in (cpu_seconds(p) for p in pids) if v is not None]
     return sum(values) if values else None
+
+
+def per_request(before: float | None, after: float | None, requests: int) -> float | None:
+    """CPU microseconds per request between two readings of cpu_seconds or
+    total_cpu; None where not visible."""
+    if before is None or after is None or not requests:
+        return None
+    return (after - before) * 1e6 / requests

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.context import Context
-from bench.cpu import cpu_seconds, server_pids, total_cpu
+from bench.cpu import cpu_seconds, per_request, server_pids, total_cpu
 from bench.db import HISTORY_EVENTS
 from bench.procs import PYTHON, ROOT, run_command
 from bench.scenarios.common import baseline, rotated, section, service, table, tag
@@ -76,8 +76,8 @@ async def run(ctx: Context) -> dict[str, Any]:
                 before = (cpu_seconds(pid), total_cpu(pg))
                 result = await load(ctx, url, p.ingest_s, tag(), signed=sign)
                 after = (cpu_seconds(pid), total_cpu(pg))
-            result["server_cpu_us"] = _per_request(before[0], after[0], result["requests"])
-            result["postgres_cpu_us"] = _per_request(before[1], after[1], result["requests"])
+            result["server_cpu_us"] = per_request(before[0], after[0], result["requests"])
+            result["postgres_cpu_us"] = per_request(before[1], after[1], result["requests"])
             raw[variant].append(result)
             print(
                 f"  ingest {variant:16} repeat {repeat + 1}: {result['rps']:8.0f} req/s"
@@ -95,13 +95,6 @@ def _cpu_pair(signed_us: float | None, defaults_us: float | None) -> str:
         f"{signed_us:.1f} us of server CPU per request against {defaults_us:.1f} us "
         f"({signed_us - defaults_us:+.1f} us)"
     )
-
-
-def _per_request(before: float | None, after: float | None, requests: int) -> float | None:
-    """CPU microseconds per request over a measurement; None where not visible."""
-    if before is None or after is None or not requests:
-        return None
-    return (after - before) * 1e6 / requests
 
 
 @asynccontextmanager

@@ -32,7 +32,7 @@ import aiohttp
 import asyncpg
 
 from bench.context import Context
-from bench.cpu import cpu_seconds, server_pids, total_cpu
+from bench.cpu import cpu_seconds, per_request, server_pids, total_cpu
 from bench.procs import MESSAGING, default_settings_env, next_port, running, wait_until_ready
 from bench.queries import query
 from bench.scenarios.common import baseline, rotated, section, skipped, table, tag
@@ -83,7 +83,7 @@ async def _bare(ctx: Context) -> dict[str, Any]:
         before = cpu_seconds(pid)
         result = await load(ctx, base + PATH, ctx.profile.pipeline_s, tag())
         after = cpu_seconds(pid)
-    result["server_cpu_us"] = _per(before, after, result["requests"])
+    result["server_cpu_us"] = per_request(before, after, result["requests"])
     return result
 
 
@@ -142,7 +142,7 @@ async def _service(ctx: Context, variant: str) -> dict[str, Any]:
     requests = result["requests"]
     # CPU over the load and the drain that followed it: the work of every
     # webhook of the window, ingest and processing.
-    cpu = {role: _per(cpu0[role], cpu1[role], requests) for role in cpu0}
+    cpu = {role: per_request(cpu0[role], cpu1[role], requests) for role in cpu0}
     return (
         result
         | {
@@ -206,12 +206,6 @@ async def _drained(conn: asyncpg.Connection) -> float:
             raise RuntimeError(f"the backlog did not drain within {DRAIN_LIMIT_S:.0f} s")
         await asyncio.sleep(0.05)
     return time.monotonic() - started
-
-
-def _per(before: float | None, after: float | None, requests: int) -> float | None:
-    if before is None or after is None or not requests:
-        return None
-    return (after - before) * 1e6 / requests
 
 
 def _med(runs: list[dict[str, Any]], key: str) -> float | None:
