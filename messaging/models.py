@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, get_args
+from typing import Any, Literal, NamedTuple, get_args
 
 from messaging import timestamps
 
@@ -141,3 +141,15 @@ class OutboundMessage:
     @property
     def channel(self) -> Channel:
         return channel_of(self.message_type)
+
+
+class StreamPosition(NamedTuple):
+    """A place in the event stream: the writing transaction's id, then the log
+    row's id (store/stream_events.sql says why both). Tuples compare in stream
+    order; the SSE id is "xid-id"."""
+
+    xid: int
+    id: int
+
+    def __str__(self) -> str:
+        return f"{self.xid}-{self.id}"

@@ -46,6 +46,48 @@ $$;
 
 
 --
+-- Name: messages_stream_created_v1(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.messages_stream_created_v1() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO stream_events (type, conversation_id, message_id, status)
+    SELECT 'message.created', n.conversation_id, n.id, n.status
+    FROM inserted_rows AS n
+    ORDER BY n.id;
+    IF FOUND THEN
+        PERFORM pg_notify('stream_events', '');
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+
+--
+-- Name: messages_stream_updated_v1(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.messages_stream_updated_v1() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO stream_events (type, conversation_id, message_id, status)
+    SELECT 'message.updated', n.conversation_id, n.id, n.status
+    FROM updated_rows AS n
+    JOIN previous_rows AS o ON o.id = n.id
+    WHERE o.status IS DISTINCT FROM n.status
+    ORDER BY n.id;
+    IF FOUND THEN
+        PERFORM pg_notify('stream_events', '');
+    END IF;
+    RETURN NULL;
+END;
+$$;
+
+
+--
 -- Name: outbound_messages_notify_v1(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -261,6 +303,48 @@ CREATE TABLE public.schema_triggers (
 
 
 --
+-- Name: stream_events; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.stream_events (
+    xid xid8 DEFAULT pg_current_xact_id() NOT NULL,
+    id bigint NOT NULL,
+    type text NOT NULL,
+    conversation_id bigint NOT NULL,
+    message_id bigint NOT NULL,
+    status text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT stream_events_type_check CHECK ((type = ANY (ARRAY['message.created'::text, 'message.updated'::text])))
+);
+
+
+--
+-- Name: stream_events_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.stream_events ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.stream_events_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: stream_horizon; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.stream_horizon (
+    one boolean DEFAULT true NOT NULL,
+    xid xid8 NOT NULL,
+    id bigint NOT NULL,
+    CONSTRAINT stream_horizon_one_check CHECK (one)
+);
+
+
+--
 -- Name: api_keys api_keys_name_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -365,6 +449,22 @@ ALTER TABLE ONLY public.schema_triggers
 
 
 --
+-- Name: stream_events stream_events_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.stream_events
+    ADD CONSTRAINT stream_events_pkey PRIMARY KEY (xid, id);
+
+
+--
+-- Name: stream_horizon stream_horizon_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.stream_horizon
+    ADD CONSTRAINT stream_horizon_pkey PRIMARY KEY (one);
+
+
+--
 -- Name: conversations_last_activity_idx; Type: INDEX; Schema: public; Owner: -
 --
 
@@ -435,6 +535,20 @@ CREATE TRIGGER messages_outbound_notify AFTER INSERT ON public.messages REFERENC
 
 
 --
+-- Name: messages messages_stream_created; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER messages_stream_created AFTER INSERT ON public.messages REFERENCING NEW TABLE AS inserted_rows FOR EACH STATEMENT EXECUTE FUNCTION public.messages_stream_created_v1();
+
+
+--
+-- Name: messages messages_stream_updated; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER messages_stream_updated AFTER UPDATE ON public.messages REFERENCING OLD TABLE AS previous_rows NEW TABLE AS updated_rows FOR EACH STATEMENT EXECUTE FUNCTION public.messages_stream_updated_v1();
+
+
+--
 -- Name: idempotency_keys idempotency_keys_message_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -477,4 +591,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261127000010'),
     ('20261127000020'),
     ('20261127000021'),
-    ('20261201000000');
+    ('20261201000000'),
+    ('20261206000000');

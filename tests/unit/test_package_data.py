@@ -29,5 +29,6 @@ def test_migrations_and_triggers_are_found_inside_the_package() -> None:
     assert [p.name for p in trigger_files()] == [
         "api_keys_notify.sql",
         "inbound_events_notify.sql",
+        "messages_stream.sql",
         "outbound_messages_notify.sql",
     ]
