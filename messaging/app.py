@@ -26,7 +26,7 @@ from aiohttp import web
 from messaging.apikeys import CHANNEL as API_KEYS_CHANNEL
 from messaging.apikeys import KeyCache
 from messaging.config import WEBHOOK_SECRETS_VARIABLES, Settings
-from messaging.http import auth, conversations, health, openapi, sends, webhooks
+from messaging.http import auth, conversations, events, health, openapi, sends, webhooks
 from messaging.http.access_log import ACCESS_LOG, AccessLog
 from messaging.http.body import BODY_LIMITS, HANDLER_ARGS, BodyLimits
 from messaging.http.keys import (
@@ -38,6 +38,7 @@ from messaging.http.keys import (
     PROVIDERS,
     READ_SLOTS,
     SETTINGS,
+    STREAM_HUB,
     WEBHOOK_VERIFIERS,
     WORKER,
 )
@@ -47,7 +48,9 @@ from messaging.metrics import Metrics
 from messaging.mock.providers import mock_providers
 from messaging.providers.client import open_providers
 from messaging.signatures import Verifier
+from messaging.store import stream_events
 from messaging.store.db import create_pool
+from messaging.stream.hub import StreamHub
 from messaging.worker.listener import Listener
 from messaging.worker.runner import Worker, new_processor_id
 
@@ -73,7 +76,7 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
     keys = KeyCache() if settings.api_auth == "keys" else None
     if keys is not None:
         app[API_KEYS] = keys
-    if settings.listen and (worker or keys is not None):
+    if settings.listen:
         app[LISTENER] = Listener(
             settings.database_url, app[METRICS], name=f"messaging-listener {new_processor_id()}"
         )
@@ -83,9 +86,11 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
         if (secret_keys := settings.webhook_secrets(channel))
     }
     app.on_startup.append(_say_which_webhooks_are_unsigned)
+    app.on_shutdown.append(_end_streams)
     app.add_routes(auth.require("send", sends.routes(), keys))
     app.add_routes(webhooks.routes())
     app.add_routes(auth.require("read", conversations.routes(), keys))
+    app.add_routes(auth.require("read", events.routes(), keys))
     app.add_routes(health.routes())
     app.add_routes(openapi.routes(mock_providers=settings.mock_providers))
     if settings.mock_providers:
@@ -94,6 +99,7 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_providers)
     app.cleanup_ctx.append(_event_writer)
+    app.cleanup_ctx.append(_stream)
     if keys is not None:
         app.cleanup_ctx.append(_api_keys)
     if worker:
@@ -165,6 +171,33 @@ async def _event_writer(app: web.Application) -> AsyncIterator[None]:
     app[EVENT_WRITER] = writer
     yield
     await writer.close()
+
+
+async def _stream(app: web.Application) -> AsyncIterator[None]:
+    """The event stream's hub, woken by the log's NOTIFY, its fallback read at
+    the sweep's interval. Its streams end at shutdown, before aiohttp waits for
+    the handlers to finish (on_shutdown), so that a stopping server is not held
+    open by its consumers."""
+    settings = app[SETTINGS]
+    hub = StreamHub(
+        app[POOL],
+        app[METRICS],
+        events.render,
+        max_streams=settings.max_streams,
+        buffer_events=settings.stream_buffer_events,
+        fallback_interval_s=settings.sweep_interval_ms / 1000,
+        body_chars=events.BODY_CHARS,
+    )
+    if LISTENER in app:
+        app[LISTENER].subscribe(stream_events.CHANNEL, hub.wake)
+    app[STREAM_HUB] = hub
+    hub.start()
+    yield
+    await hub.close()
+
+
+async def _end_streams(app: web.Application) -> None:
+    app[STREAM_HUB].shutdown()
 
 
 async def _api_keys(app: web.Application) -> AsyncIterator[None]:

@@ -54,6 +54,14 @@ class Settings:
     backoff_cap_ms: int = 300_000
     sweep_interval_ms: int = 1000
     listen: bool = True
+    # The event stream (GET /api/events): streams one process serves at once
+    # (one more is answered 503); events a consumer may fall behind before it
+    # is disconnected; the heartbeat's period; how long the stream's log keeps an
+    # event for consumers that resume (older positions are answered 410).
+    max_streams: int = 1000
+    stream_buffer_events: int = 1000
+    stream_heartbeat_secs: float = 15.0
+    stream_retention_secs: float = 86_400.0
     # Where sends go: one base URL per provider. The defaults are this service's own
     # mock providers (/mock), so that a fresh `make run` delivers end to end.
     sms_provider_url: str = "http://127.0.0.1:8080/mock/sms"
@@ -169,6 +177,30 @@ class Settings:
                 _between(10, 3_600_000),
             ),
             listen=_read(env, "MESSAGING_LISTEN", _bool, d.listen),
+            max_streams=_read(
+                env, "MESSAGING_MAX_STREAMS", int, d.max_streams, _between(1, 100_000)
+            ),
+            stream_buffer_events=_read(
+                env,
+                "MESSAGING_STREAM_BUFFER_EVENTS",
+                int,
+                d.stream_buffer_events,
+                _between(10, 1_000_000),
+            ),
+            stream_heartbeat_secs=_read(
+                env,
+                "MESSAGING_STREAM_HEARTBEAT_SECS",
+                float,
+                d.stream_heartbeat_secs,
+                _between(0.01, 3600),
+            ),
+            stream_retention_secs=_read(
+                env,
+                "MESSAGING_STREAM_RETENTION_SECS",
+                float,
+                d.stream_retention_secs,
+                _between(1, 365 * 86_400),
+            ),
             sms_provider_url=_read(
                 env, "MESSAGING_SMS_PROVIDER_URL", _url, f"{own_url}/mock/sms", _nonempty
             ),

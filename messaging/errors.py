@@ -106,6 +106,16 @@ class Forbidden(MessagingError):
         return self.detail
 
 
+class StreamGone(MessagingError):
+    """A stream resumed from a position older than the stream's log keeps: the
+    events after it are gone (410); the consumer should read the lists again."""
+
+
+class TooManyStreams(MessagingError):
+    """This process serves as many streams as it may (MESSAGING_MAX_STREAMS), or
+    is shutting down (503, with Retry-After)."""
+
+
 class IdempotencyKeyReused(MessagingError):
     """An Idempotency-Key that already names a send came with another request.
     Nothing was stored."""

@@ -94,6 +94,26 @@ class Metrics:
             "pg_notification_queue_usage(): fraction of the NOTIFY queue in use.",
             registry=r,
         )
+        # The event stream (stream/hub.py, http/events.py).
+        self.streams_open = Gauge(
+            "messaging_streams_open", "Event streams (GET /api/events) open.", registry=r
+        )
+        self.stream_events_sent_total = Counter(
+            "messaging_stream_events_sent_total",
+            "Events written to the event streams' sockets.",
+            registry=r,
+        )
+        self.stream_slow_consumers_total = Counter(
+            "messaging_stream_slow_consumers_total",
+            "Event streams ended because their consumer fell too far behind.",
+            registry=r,
+        )
+        self.streams_refused_total = Counter(
+            "messaging_streams_refused_total",
+            "Event streams refused (503), by reason (limit, shutdown).",
+            registry=r,
+        )
+        self._streams_open = 0
         # Provider clients (providers/client.py).
         self.provider_calls = Counter(
             "messaging_provider_requests_total",
@@ -218,6 +238,23 @@ class Metrics:
 
     def listener_reconnected(self) -> None:
         self.listener_reconnects.inc({})
+
+    def stream_opened(self) -> None:
+        self._streams_open += 1
+        self.streams_open.set({}, self._streams_open)
+
+    def stream_closed(self) -> None:
+        self._streams_open -= 1
+        self.streams_open.set({}, self._streams_open)
+
+    def stream_refused(self, reason: str) -> None:
+        self.streams_refused_total.inc({"reason": reason})
+
+    def stream_slow_consumer(self) -> None:
+        self.stream_slow_consumers_total.inc({})
+
+    def stream_events_sent(self, count: int) -> None:
+        self.stream_events_sent_total.add({}, count)
 
     def queue_observed(self, due: int, notification_queue_usage: float) -> None:
         self.events_queued.set({}, due)

@@ -63,13 +63,13 @@ async def messages(request: web.Request) -> web.Response:
             offset=wanted.offset,
             body_chars=LIST_BODY_CHARS,
         )
-        return _page_response(page, wanted, [_message(m) for m in page.items])
+        return _page_response(page, wanted, [message_json(m) for m in page.items])
 
 
 async def message(request: web.Request) -> web.Response:
     message_id = _path_id(request.match_info["id"], "message")
     async with request.app[READ_SLOTS]:
-        return json_response(_message(await get_message(request.app[POOL], message_id)))
+        return json_response(message_json(await get_message(request.app[POOL], message_id)))
 
 
 def _path_id(raw: str, what: str) -> int:
@@ -120,7 +120,7 @@ def _last_message(m: LastMessage) -> dict[str, Any]:
     }
 
 
-def _message(m: MessageRecord) -> dict[str, Any]:
+def message_json(m: MessageRecord) -> dict[str, Any]:
     return {
         "id": m.id,
         "direction": m.direction,

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from messaging.apikeys import KeyCache
     from messaging.ingest import EventWriter
     from messaging.providers.client import Providers
+    from messaging.stream.hub import StreamHub
     from messaging.worker.listener import Listener
     from messaging.worker.runner import Worker
 
@@ -37,3 +38,6 @@ LISTENER: web.AppKey[Listener] = web.AppKey("listener")
 WEBHOOK_VERIFIERS = web.AppKey("webhook_verifiers", dict[str, Verifier])
 # The list reads served at once (MESSAGING_MAX_CONCURRENT_READS).
 READ_SLOTS = web.AppKey("read_slots", asyncio.Semaphore)
+# The event stream's hub: the log's one reader in this process, fanned out to
+# the streams it serves.
+STREAM_HUB: web.AppKey[StreamHub] = web.AppKey("stream_hub")

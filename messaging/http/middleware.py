@@ -49,7 +49,7 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
     try:
         accept = request.headers.get("Accept")
-        if accept and request.path.startswith("/api/") and not _accepts_json(accept):
+        if accept and request.path.startswith("/api/") and not _accepts(accept, request.path):
             raise InvalidRequest(
                 "This API answers in JSON; the Accept header excludes it.", status=406
             )
@@ -84,7 +84,14 @@ async def edge(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-def _accepts_json(accept: str) -> bool:
+# The event stream answers text/event-stream (and its errors in JSON).
+_EVENT_STREAM_PATH = "/api/events"
+_EVENT_STREAM_TYPES = ("text/event-stream", "text/*")
+
+
+def _accepts(accept: str, path: str) -> bool:
+    """Whether the Accept header admits what the path answers: JSON everywhere,
+    and an event stream on the stream's path."""
     for part in accept.split(","):
         media, *params = (p.strip() for p in part.split(";"))
         media = media.lower()
@@ -98,6 +105,7 @@ def _accepts_json(accept: str) -> bool:
         if quality > 0 and (
             media in ("*/*", "application/*", "application/json", "application/problem+json")
             or media.endswith("+json")
+            or (path == _EVENT_STREAM_PATH and media in _EVENT_STREAM_TYPES)
         ):
             return True
     return False

@@ -23,6 +23,8 @@ from messaging.errors import (
     InvalidRequest,
     NotFound,
     SignatureRejected,
+    StreamGone,
+    TooManyStreams,
     Unauthenticated,
 )
 
@@ -41,6 +43,7 @@ _TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     406: "Not Acceptable",
+    410: "Gone",
     408: "Request Timeout",
     413: "Content Too Large",
     415: "Unsupported Media Type",
@@ -144,6 +147,12 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
             422,
             str(exc),
             [FieldError("Idempotency-Key", "names an earlier send with another request")],
+        )
+    if isinstance(exc, StreamGone):
+        return problem(request, 410, f"{exc} Read the lists again, then open a new stream.")
+    if isinstance(exc, TooManyStreams):
+        return problem(
+            request, 503, f"{exc} Retry later.", headers={"Retry-After": str(RETRY_AFTER_S)}
         )
     if isinstance(exc, DatabaseRejected):
         log.warning(

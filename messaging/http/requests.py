@@ -23,6 +23,7 @@ from messaging.models import (
     InboundEvent,
     MessageType,
     OutboundMessage,
+    StreamPosition,
     check_attachments,
     check_body,
     check_sent_at,
@@ -92,6 +93,39 @@ def _query_integer(query: Mapping[str, str], name: str, errors: list[FieldError]
     if len(digits) > _MAX_DIGITS:
         return -_HUGE if raw.startswith("-") else _HUGE
     return int(raw)
+
+
+_POSITION = re.compile(r"([0-9]{1,19})-([0-9]{1,19})")
+_BIGINT_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class StreamRequest:
+    """What GET /api/events asks for: one conversation or all, and the position
+    to resume after (None: from now)."""
+
+    conversation_id: int | None
+    after: StreamPosition | None
+
+
+def parse_stream_request(query: Mapping[str, str], last_event_id: str | None) -> StreamRequest:
+    """The `conversation_id` query parameter and the Last-Event-ID header of a
+    stream, or InvalidRequest (400) naming each bad one. An empty Last-Event-ID
+    is none (an EventSource that has seen no id sends none)."""
+    errors: list[FieldError] = []
+    conversation_id = _query_integer(query, "conversation_id", errors)
+    if conversation_id is not None and not 1 <= conversation_id <= _BIGINT_MAX:
+        errors.append(FieldError("conversation_id", "must be a conversation's id"))
+    after = None
+    if last_event_id:
+        match = _POSITION.fullmatch(last_event_id.strip())
+        if match is None or max(int(match[1]), int(match[2])) > _BIGINT_MAX:
+            errors.append(FieldError("Last-Event-ID", "must be the id of an event of this stream"))
+        else:
+            after = StreamPosition(int(match[1]), int(match[2]))
+    if errors:
+        raise InvalidRequest("The stream's parameters are not valid.", errors)
+    return StreamRequest(conversation_id, after)
 
 
 def parse_idempotency_key(values: list[str]) -> str | None:

@@ -18,6 +18,7 @@ from messaging.store.queries import query
 _LIST = query("conversations.sql", "list_conversations")
 _INSERT_MISSING = query("conversations.sql", "insert_missing_conversations")
 _ADD_MESSAGES = query("conversations.sql", "add_messages")
+_EXISTS = query("conversations.sql", "conversation_exists")
 
 T = TypeVar("T")
 
@@ -102,3 +103,10 @@ async def add_messages(
     """Count new messages in their conversations, locking those rows last, in key
     order (the last statement of a batch's transaction)."""
     await conn.execute(_ADD_MESSAGES, list(conversation_ids), list(counts), list(last))
+
+
+async def exists(pool: asyncpg.Pool, conversation_id: int) -> bool:
+    """Whether the conversation exists."""
+    async with connection(pool) as conn:
+        found: bool = await conn.fetchval(_EXISTS, conversation_id)
+    return found

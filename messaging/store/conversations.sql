@@ -86,3 +86,8 @@ SET message_count = c.message_count + g.messages,
 FROM gained AS g
 JOIN locked USING (id)
 WHERE c.id = g.id;
+
+-- name: conversation_exists
+-- Whether a conversation exists (a stream narrowed to it answers 404 if not).
+-- $1 bigint conversation id
+SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1);

@@ -95,6 +95,7 @@ class Worker:
             max_attempts=retry.max_attempts,
             events=event_queue(retry, self.inbound.wake),
             sends=send_queue(self.delivery.wake),
+            stream_retention_s=settings.stream_retention_secs,
         )
         self.listener: Listener | None = listener
         # A listener handed in is its owner's (the app's, shared with the API

@@ -11,6 +11,8 @@ Every MESSAGING_SWEEP_INTERVAL_MS, for each queue, it
 - refreshes the queue's gauge (and the NOTIFY-queue gauge);
 - wakes the queue's loop when work is due: retries whose time has come, stale
   claims just returned, and anything a lost notification left behind.
+Then it prunes the stream's log of events older than its retention
+(MESSAGING_STREAM_RETENTION_SECS), in bounded batches, oldest first.
 With MESSAGING_LISTEN off it is the only thing that wakes the loops (but for a
 delivery loop's own retries).
 
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from messaging.metrics import Metrics
-from messaging.store import inbound_events, messages
+from messaging.store import inbound_events, messages, stream_events
 from messaging.store.claims import Failure, Outcome, StaleClaim
 from messaging.store.db import Conn, is_transient, transaction
 from messaging.worker.backoff import RetryPolicy
@@ -40,6 +42,10 @@ log = logging.getLogger(__name__)
 
 # Stale claims returned per transaction.
 STALE_BATCH = 1000
+# Stream log rows deleted per transaction, and transactions per sweep at most:
+# short locks and small WAL bursts, and still 100 times a busy log's growth.
+PRUNE_BATCH = 1000
+PRUNE_BATCHES_PER_SWEEP = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,7 @@ class QueueSweep:
 class SweepResult:
     events: QueueSweep
     sends: QueueSweep
+    stream_pruned: int  # events deleted from the stream's log
 
 
 def event_queue(retry: RetryPolicy, wake: Callable[[], None]) -> SweptQueue:
@@ -135,6 +142,7 @@ class Sweeper:
         max_attempts: int,
         events: SweptQueue,
         sends: SweptQueue,
+        stream_retention_s: float,
     ) -> None:
         self._pool = pool
         self._metrics = metrics
@@ -143,6 +151,7 @@ class Sweeper:
         self._max_attempts = max_attempts
         self._events = events
         self._sends = sends
+        self._stream_retention_s = stream_retention_s
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -164,8 +173,26 @@ class Sweeper:
 
     async def sweep_once(self) -> SweepResult:
         return SweepResult(
-            events=await self._sweep(self._events), sends=await self._sweep(self._sends)
+            events=await self._sweep(self._events),
+            sends=await self._sweep(self._sends),
+            stream_pruned=await self._prune_stream(),
         )
+
+    async def _prune_stream(self) -> int:
+        pruned = 0
+        for _ in range(PRUNE_BATCHES_PER_SWEEP):
+            deleted = await stream_events.prune(
+                self._pool, retention_s=self._stream_retention_s, limit=PRUNE_BATCH
+            )
+            pruned += deleted
+            if deleted < PRUNE_BATCH:
+                break
+        if pruned:
+            log.info(
+                "stream log pruned",
+                extra={"action": "stream_pruned", "deleted": pruned},
+            )
+        return pruned
 
     async def _sweep(self, queue: SweptQueue) -> QueueSweep:
         retried = gave_up = 0
