@@ -142,7 +142,7 @@ async def test_the_webhooks_and_operations_routes_need_no_key(keyed: MakeClient)
         "keys": 0,
         "loaded_s_ago": checks["api_keys"]["loaded_s_ago"],
     }
-    assert checks["listener"]["channels"] == ["api_keys"]
+    assert checks["listener"]["channels"] == ["api_keys", "stream_events"]
 
 
 async def test_the_document_says_which_operations_need_which_scope(

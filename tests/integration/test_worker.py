@@ -553,7 +553,11 @@ async def test_serve_processes_the_api_webhooks_and_reports_the_listener(
     assert {c["kind"]: c["message_count"] for c in convs} == {"sms": 2, "email": 1}
     ready = await (await client.get("/readyz")).json()
     assert ready["checks"]["listener"]["ok"] is True
-    assert ready["checks"]["listener"]["channels"] == ["inbound_events", "outbound_messages"]
+    assert ready["checks"]["listener"]["channels"] == [
+        "inbound_events",
+        "outbound_messages",
+        "stream_events",
+    ]
 
 
 async def test_readyz_without_listen_reports_it_disabled(
