@@ -162,8 +162,9 @@ class StreamHub:
         self._task = asyncio.create_task(self._run(), name="stream-hub")
 
     def shutdown(self) -> None:
-        """End every stream (their handlers send what is queued and return), and
-        refuse new ones: the server is stopping."""
+        """End every stream (their handlers return, and the consumers resume
+        elsewhere from their last event), and refuse new ones: the server is
+        stopping."""
         self._closing = True
         for consumer in list(self._consumers):
             consumer.end("shutdown")
