@@ -70,19 +70,7 @@ async def start(
         database_url, tmp_path, f"serve-{len(serve)}", unused_port(), LOG_LEVEL="DEBUG", **env
     )
     serve.append(proc)
-
-    async def ready() -> bool:
-        try:
-            async with (
-                aiohttp.ClientSession() as http,
-                http.get(f"{proc.base_url}/readyz") as response,
-            ):
-                return response.status == 200
-        except aiohttp.ClientError:
-            assert proc.process.poll() is None, proc.output()[-3000:]
-            return False
-
-    await wait_until(ready, within=30, interval=0.1)
+    await proc.ready()
     return proc
 
 

@@ -136,41 +136,31 @@ async def test_a_resuming_consumer_sees_every_change_once_in_order(
     procs = [*apis, *workers]
     urls = [api.base_url for api in apis]
     try:
-        async with aiohttp.ClientSession() as session:
+        for api in apis:
+            await api.ready()
+        async with (
+            aiohttp.ClientSession() as session,
+            MessagingClient(urls[0], session=session) as a,
+            MessagingClient(urls[1], session=session) as b,
+        ):
+            consumer = Consumer([a, b], seed=sweep_interval_ms)
+            done = asyncio.Event()
+            consuming = asyncio.create_task(consumer.run(done))
+            _, send_ids = await asyncio.gather(post_webhooks(session, urls), post_sends([a, b]))
 
-            async def ready() -> bool:
-                for url in urls:
-                    try:
-                        async with session.get(f"{url}/readyz") as r:
-                            if r.status != 200:
-                                return False
-                    except aiohttp.ClientConnectionError:
-                        return False
-                return True
+            async def all_seen() -> bool:
+                if consuming.done():
+                    consuming.result()  # raises what stopped it
+                expected = await db.fetchval("SELECT count(*) FROM stream_events")
+                settled = await db.fetchval(
+                    "SELECT count(*) = $1 FROM messages WHERE status IN ('received', 'sent')",
+                    WEBHOOKS + SENDS,
+                )
+                return bool(settled) and len(consumer.events) >= expected
 
-            await wait_until(ready, within=30, interval=0.1)
-            async with (
-                MessagingClient(urls[0], session=session) as a,
-                MessagingClient(urls[1], session=session) as b,
-            ):
-                consumer = Consumer([a, b], seed=sweep_interval_ms)
-                done = asyncio.Event()
-                consuming = asyncio.create_task(consumer.run(done))
-                _, send_ids = await asyncio.gather(post_webhooks(session, urls), post_sends([a, b]))
-
-                async def all_seen() -> bool:
-                    if consuming.done():
-                        consuming.result()  # raises what stopped it
-                    expected = await db.fetchval("SELECT count(*) FROM stream_events")
-                    settled = await db.fetchval(
-                        "SELECT count(*) = $1 FROM messages WHERE status IN ('received', 'sent')",
-                        WEBHOOKS + SENDS,
-                    )
-                    return bool(settled) and len(consumer.events) >= expected
-
-                await wait_until(all_seen, within=120, interval=0.2)
-                await consumer.stop(done)
-                await asyncio.wait_for(consuming, timeout=30)
+            await wait_until(all_seen, within=120, interval=0.2)
+            await consumer.stop(done)
+            await asyncio.wait_for(consuming, timeout=30)
     except BaseException:
         for p in procs:
             print(f"--- {p.log_path.name}\n{p.output()[-3000:]}")

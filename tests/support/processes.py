@@ -11,7 +11,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import aiohttp
+
 from tests.pg import ROOT
+from tests.support.waiting import wait_until
 
 
 def cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -96,6 +99,23 @@ class ServeProcess(MessagingProcess):
     ) -> None:
         super().__init__(database_url, log_dir, name, ["serve", *args], PORT=str(port), **env)
         self.base_url = f"http://127.0.0.1:{port}"
+
+    async def ready(self, within: float = 30) -> None:
+        """Wait until /readyz answers 200 (its LISTEN connection up); fail at
+        once, with its output, if the process died."""
+
+        async def answered() -> bool:
+            try:
+                async with (
+                    aiohttp.ClientSession() as http,
+                    http.get(f"{self.base_url}/readyz") as response,
+                ):
+                    return response.status == 200
+            except aiohttp.ClientError:
+                assert self.process.poll() is None, self.output()[-3000:]
+                return False
+
+        await wait_until(answered, within=within, interval=0.1)
 
 
 def terminate_quietly(processes: Sequence[MessagingProcess]) -> None:
