@@ -45,6 +45,17 @@ class Profile:
     peer_latency_rate: int
     pgbench_s: int
     pgbench_clients: tuple[int, ...]
+    # The event stream (scenarios/stream.py): measured seconds of each open-loop
+    # run, at each rate with each count of consumers connected; the closed-loop
+    # ingest's measured seconds, with no consumer and with stream_ingest_consumers;
+    # how long the consumers may go on reading, once the load is over, what the
+    # service still has for them.
+    stream_s: float
+    stream_rates: tuple[int, ...]
+    stream_consumers: tuple[int, ...]
+    stream_ingest_s: int
+    stream_ingest_consumers: int
+    stream_drain_s: float
 
 
 FULL = Profile(
@@ -71,6 +82,12 @@ FULL = Profile(
     peer_latency_rate=200,
     pgbench_s=10,
     pgbench_clients=(1, 8, 32),
+    stream_s=5.0,
+    stream_rates=(200, 2000),
+    stream_consumers=(1, 50),
+    stream_ingest_s=8,
+    stream_ingest_consumers=50,
+    stream_drain_s=5.0,
 )
 
 # About two minutes: the same scenarios, three short repeats, smaller volumes.
@@ -98,6 +115,12 @@ QUICK = Profile(
     peer_latency_rate=200,
     pgbench_s=1,
     pgbench_clients=(1, 8, 32),
+    stream_s=1.0,
+    stream_rates=(200, 2000),
+    stream_consumers=(1, 50),
+    stream_ingest_s=2,
+    stream_ingest_consumers=50,
+    stream_drain_s=2.0,
 )
 
 

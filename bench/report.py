@@ -24,6 +24,7 @@ ORDER = (
     "end_to_end",
     "drain",
     "pgbench",
+    "stream",
 )
 
 
@@ -56,8 +57,8 @@ def earlier_sections(profile: str) -> dict[str, dict[str, Any]]:
 
 
 def targets(sections: dict[str, Any]) -> list[dict[str, Any]]:
-    """The targets of issues 10 and 5, each with its measured figure (None: not
-    measured)."""
+    """The targets of issues 10, 12 and 5, each with its measured figure (None:
+    not measured)."""
 
     def get(*keys: str) -> float | None:
         value: Any = sections
@@ -97,6 +98,13 @@ def targets(sections: dict[str, Any]) -> list[dict[str, Any]]:
          get("peers", "summary", "procrastinate_work", "service_drain_vs_this")),
         ("5. Drain >= 0.80 x the SQL-only limit", "ratio", 0.80, ">=",
          get("peers", "summary", "sql_limit", "service_drain_vs_this")),
+        # Issue 12: the event stream, `messaging serve` with default settings.
+        ("9. Stream 200/s, 1 consumer: webhook -> event received p50 <= 10 ms", "abs", 10.0,
+         "<=", get("stream", "summary", "delivery", "200/s x1", "p50_ms")),
+        ("9. Stream 200/s, 50 consumers: webhook -> event received p50 <= 10 ms", "abs", 10.0,
+         "<=", get("stream", "summary", "delivery", "200/s x50", "p50_ms")),
+        ("9. Ingest (serve) with 50 consumers reading >= 0.90 x with none", "ratio", 0.90, ">=",
+         get("stream", "summary", "ingest", "ratio")),
         # Issue 5's, kept: LOG_LEVEL=WARNING against the validating ceiling.
         ("Issue 5: ingest (WARNING) req/s >= 0.90 x the validating ceiling's", "ratio", 0.90,
          ">=", get("ingest", "summary", "service", "rps_vs_ceiling")),
@@ -162,7 +170,7 @@ def markdown(results: dict[str, Any]) -> str:
         "is shared and noisy, which is why each figure is the median of "
         f"{results['repeats']} repeats with the variants in rotating order.",
         "",
-        "## Targets (issue 10, then issue 5's)",
+        "## Targets (issues 10 and 12, then issue 5's)",
         "",
         "| target | measured | met | machine at that moment |",
         "|---|---|---|---|",

@@ -37,6 +37,7 @@ from bench.scenarios import (
     peers,
     pgbench,
     pipeline,
+    stream,
     validation,
 )
 
@@ -52,6 +53,7 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "end_to_end": (end_to_end.TITLE, end_to_end.run),
     "drain": (drain.TITLE, drain.run),
     "pgbench": (pgbench.TITLE, pgbench.run),
+    "stream": (stream.TITLE, stream.run),
 }
 
 
