@@ -115,12 +115,12 @@ QUICK = Profile(
     peer_latency_rate=200,
     pgbench_s=1,
     pgbench_clients=(1, 8, 32),
-    stream_s=1.0,
+    stream_s=0.5,
     stream_rates=(200, 2000),
     stream_consumers=(1, 50),
     stream_ingest_s=2,
     stream_ingest_consumers=50,
-    stream_drain_s=2.0,
+    stream_drain_s=1.0,
 )
 
 

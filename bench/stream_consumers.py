@@ -16,12 +16,12 @@ wall clock the load generator records its send times on, and PostgreSQL its
 commit timestamps).
 
 On SIGTERM the streams go on reading until none has handed out an event for
---quiet seconds (what was sent before the signal but not yet read is still
-counted), or for --drain-limit seconds at most; then FILE gets, per stream, the
-events counted, the requests it made (1 + its reconnections), the error that
-ended it if any, and with --times the ids and times; and the process's CPU
-seconds, in all and from the first event on (the consumers' own cost per
-event, start-up left out).
+--quiet seconds and none is waiting to reconnect (what was sent before the
+signal but not yet read is still counted), or for --drain-limit seconds at
+most; then FILE gets, per stream, the events counted, the requests it made
+(1 + its reconnections), the error that ended it if any, and with --times the
+ids and times; and the process's CPU seconds, in all and from the first event
+on (the consumers' own cost per event, start-up left out).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ import aiohttp
 from messaging.client import EventStream, MessagingClient
 
 API_KEY_ENV = "BENCH_STREAM_API_KEY"
-QUIET_S = 1.0
+QUIET_S = 0.5
 DRAIN_LIMIT_S = 30.0
 # How often the drain checks whether the streams have gone quiet.
 POLL_S = 0.05
@@ -120,7 +120,12 @@ async def consume(
         await stop.wait()
         stopped = time.monotonic()
         while time.monotonic() - stopped < drain_limit_s and not all(t.done() for t in tasks):
-            if time.time() - clock.last >= quiet_s:
+            # Quiet, and no stream waiting to reconnect (one dropped as a slow
+            # consumer waits the service's `retry:` first).
+            reconnecting = any(
+                not s.connected for s, t in zip(opened, tasks, strict=True) if not t.done()
+            )
+            if time.time() - clock.last >= quiet_s and not reconnecting:
                 break
             await asyncio.sleep(POLL_S)
         drained_s = time.monotonic() - stopped

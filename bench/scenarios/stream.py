@@ -63,10 +63,9 @@ _COMMIT_TS_ON = query("admin.sql", "commit_timestamps_on")
 # load's messages once it is over.
 READY_LIMIT_S = 30.0
 MESSAGES_LIMIT_S = 60.0
-# The consumers stop reading once their streams have been quiet this long
-# (bench/stream_consumers.py --quiet): longer than the `retry:` the service
-# sends (1 s), which a consumer dropped as slow waits before it reconnects.
-QUIET_S = 1.5
+# The consumers stop reading once their streams have been quiet this long, none
+# waiting to reconnect (bench/stream_consumers.py --quiet).
+QUIET_S = 0.5
 POLL_S = 0.05
 # CPU seconds per second the consumers' reading needs (their CPU per event
 # times the events offered) from which their one process, sharing the
