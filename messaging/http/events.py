@@ -70,7 +70,7 @@ async def events(request: web.Request) -> web.StreamResponse:
     ):
         raise NotFound(f"There is no conversation {wanted.conversation_id}.")
     hub = app[STREAM_HUB]
-    consumer = await hub.open(wanted.conversation_id, wanted.after)
+    consumer = await hub.open(wanted.conversation_id, wanted.after, lambda: _hang_up(request))
     start = wanted.after or consumer.cursor
     response = web.StreamResponse(
         headers={
@@ -90,10 +90,6 @@ async def events(request: web.Request) -> web.StreamResponse:
         written_at = loop.time()
         while True:
             frames = await consumer.next(min(heartbeat_s, GONE_CHECK_S))
-            if consumer.ended == "slow" and request.transport is not None:
-                # What is queued in the socket is dropped with it: a consumer
-                # that stopped reading holds no memory here once it is cut off.
-                request.transport.abort()
             if consumer.ended is not None or _gone(request):
                 break
             if frames:
@@ -119,6 +115,13 @@ async def events(request: web.Request) -> web.StreamResponse:
     finally:
         hub.close_consumer(consumer)
     return response
+
+
+def _hang_up(request: web.Request) -> None:
+    """Cut a slow consumer's connection: what is queued for its socket is
+    dropped with it, and a write waiting for the socket to drain fails."""
+    if request.transport is not None:
+        request.transport.abort()
 
 
 def _gone(request: web.Request) -> bool:

@@ -1,4 +1,4 @@
-"""The stream's hub: one reader of the log per process, fanned out to every
+"""The stream's hub: one reader of the log per process, shared by every
 consumer connected to this process.
 
 The hub reads the log (store/stream_events.py) after its position when woken:
@@ -6,23 +6,29 @@ by the log's NOTIFY (the listener), by a fallback timer (the sweep's interval,
 for a notification lost with the LISTEN connection), and soon again when a
 read found committed events held back behind a transaction still in flight
 (which may notify nothing when it ends). Each event is rendered once into its
-SSE frame and offered to every live consumer, which keeps at most
-`buffer_events` frames: one that falls that far behind is dropped (its stream
-ends, with a log line and a metric), so a slow consumer costs bounded memory.
+SSE frame and appended to the hub's window of recent frames; every live
+consumer keeps only its place in that window, and takes what lies past it
+when it is woken (one wake-up per read, for all of them). The work per event
+is the same with one consumer or a thousand; each consumer costs a slice and a
+write per read.
 
-The hub keeps the last `ring_events` frames. A consumer resuming from a
-position reads the log itself (at its own pace, page by page) until the ring
-covers its position, then joins live: the ring's frames after its position
-are queued and it is subscribed in one step of the event loop, between two of
-the hub's reads, so it misses nothing and repeats nothing (every frame after
-its cursor, none before). With no consumer the hub reads nothing; the first
-one to arrive starts it again from the log's head.
+A consumer that falls `buffer_events` frames behind the window's end is
+dropped: its connection is cut at once (its stream ends, with a log line and
+a metric), so a consumer that stopped reading holds neither a place in the
+window nor buffers in the server. It may resume.
+
+The window holds at least the last `window_events` frames. A consumer resuming
+from a position reads the log itself (at its own pace, page by page) until the
+window covers its position, then joins live at the first frame after it, in
+one step of the event loop, between two of the hub's reads: it misses nothing
+and repeats nothing. With no consumer the hub reads nothing; the first one to
+arrive starts it again from the log's head.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
+import bisect
 import contextlib
 import logging
 from collections.abc import Callable
@@ -44,8 +50,11 @@ HELD_BACK_FIRST_S = 0.001
 HELD_BACK_CAP_S = 0.05
 # A read that failed (the database away) is tried again after this.
 READ_RETRY_S = 1.0
+# The window is cut back to window_events once it has grown this much past it.
+TRIM_EVENTS = 1000
 
 Render = Callable[[LoggedEvent], bytes]
+HangUp = Callable[[], None]
 
 
 class Frame:
@@ -60,60 +69,46 @@ class Frame:
 
 
 class Consumer:
-    """One connected stream: its cursor (every event up to it has been queued
-    for it, or was not its conversation's), the frames waiting for its socket,
-    and why it ended, once it has."""
+    """One connected stream: its cursor (every event up to it has been handed to
+    it, or was not its conversation's), its place in the hub's window once
+    live, and why it ended, once it has."""
 
     def __init__(
-        self, hub: StreamHub, conversation_id: int | None, cursor: Position, buffer_events: int
+        self, hub: StreamHub, conversation_id: int | None, cursor: Position, hang_up: HangUp
     ) -> None:
         self._hub = hub
         self.conversation_id = conversation_id
         self.cursor = cursor
-        self._buffer_events = buffer_events
-        self._frames: collections.deque[bytes] = collections.deque()
-        self._ready = asyncio.Event()
-        self.live = False  # offered the hub's frames; until then it reads the log itself
+        self.hang_up = hang_up
+        self.seq = -1  # the window's sequence number of its next frame, once live
+        self.live = False
+        self._pending: list[bytes] = []  # read from the log while catching up
         self.ended: str | None = None  # 'slow', 'shutdown', 'closed', 'gone'
-
-    def offer(self, frame: Frame) -> None:
-        """The hub's (or the ring's) next frame, if this consumer wants it."""
-        if frame.position <= self.cursor or self.ended is not None:
-            return
-        self.cursor = frame.position
-        if self.conversation_id is not None and frame.conversation_id != self.conversation_id:
-            return
-        if len(self._frames) >= self._buffer_events:
-            self._hub.drop_slow(self)
-            return
-        self._frames.append(frame.data)
-        self._ready.set()
-
-    def queue(self, frames: list[bytes], cursor: Position) -> None:
-        """Frames this consumer read from the log itself, up to `cursor`."""
-        self._frames.extend(frames)
-        self.cursor = max(self.cursor, cursor)
 
     def end(self, reason: str) -> None:
         if self.ended is None:
             self.ended = reason
-        self._ready.set()
+
+    def queue(self, frames: list[bytes], cursor: Position) -> None:
+        """Frames this consumer read from the log itself, up to `cursor`."""
+        self._pending.extend(frames)
+        self.cursor = max(self.cursor, cursor)
 
     async def next(self, timeout_s: float) -> list[bytes]:
-        """The frames due next: pages of the log while catching up, then what the
-        hub offered; [] after timeout_s with nothing to send (time for a
-        heartbeat) or once the stream has ended (see `ended`)."""
-        while not self._frames and not self.live and self.ended is None:
+        """The frames due next: pages of the log while catching up, then the
+        hub's frames past its place; [] after timeout_s with nothing to send
+        (time for a heartbeat) or once the stream has ended (see `ended`)."""
+        while not self._pending and not self.live and self.ended is None:
             await self._hub.catch_up(self)
-        if not self._frames and self.ended is None and self.live:
-            self._ready.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._ready.wait(), timeout=timeout_s)
+        if self._pending:
+            frames, self._pending = self._pending, []
+            return frames
+        if self.ended is None and not self._hub.has_frames_for(self):
+            # Not wait_for: a timeout must not cancel the future all share.
+            await asyncio.wait((self._hub.arrival,), timeout=timeout_s)
         if self.ended is not None:
             return []
-        frames = list(self._frames)
-        self._frames.clear()
-        return frames
+        return self._hub.take(self)
 
 
 class StreamHub:
@@ -129,7 +124,7 @@ class StreamHub:
         buffer_events: int,
         fallback_interval_s: float,
         body_chars: int,
-        ring_events: int = 10_000,
+        window_events: int = 10_000,
     ) -> None:
         self._pool = pool
         self._metrics = metrics
@@ -138,12 +133,18 @@ class StreamHub:
         self._buffer_events = buffer_events
         self._fallback_interval_s = fallback_interval_s
         self._body_chars = body_chars
+        # A consumer is dropped before it falls out of the window.
+        self._window_events = max(window_events, buffer_events)
         self._consumers: set[Consumer] = set()
         self._live: set[Consumer] = set()
-        # The frames after ring_floor up to position, oldest first.
-        self._ring: collections.deque[Frame] = collections.deque(maxlen=ring_events)
-        self._ring_floor = stream_events.ORIGIN
+        # The window: frames in position order, _window[i] numbered _base + i;
+        # every final event after _floor up to position is in it.
+        self._window: list[Frame] = []
+        self._base = 0
+        self._floor = stream_events.ORIGIN
         self.position: Position | None = None  # None: idle, nobody connected
+        # Resolved (and replaced) when frames arrive: every live consumer waits on it.
+        self.arrival: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._starting = asyncio.Lock()
         self._wake = asyncio.Event()
         self._closing = False
@@ -168,6 +169,7 @@ class StreamHub:
         self._closing = True
         for consumer in list(self._consumers):
             consumer.end("shutdown")
+        self._arrived()
 
     async def close(self) -> None:
         self.shutdown()
@@ -177,10 +179,13 @@ class StreamHub:
                 await self._task
             self._task = None
 
-    async def open(self, conversation_id: int | None, after: Position | None) -> Consumer:
+    async def open(
+        self, conversation_id: int | None, after: Position | None, hang_up: HangUp
+    ) -> Consumer:
         """A new consumer, after `after` or, with None, from now (its cursor is
-        then the log's head). TooManyStreams at the limit or while shutting down;
-        StreamGone when `after` is older than the log keeps."""
+        then the log's head); hang_up cuts its connection (a slow consumer's).
+        TooManyStreams at the limit or while shutting down; StreamGone when
+        `after` is older than the log keeps."""
         if self._closing or len(self._consumers) >= self._max_streams:
             self._metrics.stream_refused("shutdown" if self._closing else "limit")
             raise TooManyStreams(
@@ -189,7 +194,7 @@ class StreamHub:
                 else f"This process serves {self._max_streams} streams at most."
             )
         position = await self._active()
-        consumer = Consumer(self, conversation_id, after or position, self._buffer_events)
+        consumer = Consumer(self, conversation_id, after or position, hang_up)
         self._consumers.add(consumer)
         self._metrics.stream_opened()
         if after is not None:
@@ -215,30 +220,17 @@ class StreamHub:
             if not self._consumers:
                 # Nobody to read for: stop reading until someone connects.
                 self.position = None
-                self._ring.clear()
-
-    def drop_slow(self, consumer: Consumer) -> None:
-        log.warning(
-            "stream consumer too slow; disconnected",
-            extra={
-                "action": "stream_slow_consumer",
-                "buffered": self._buffer_events,
-                "cursor": str(consumer.cursor),
-            },
-        )
-        self._metrics.stream_slow_consumer()
-        self._live.discard(consumer)
-        consumer.end("slow")
+                self._window.clear()
 
     async def catch_up(self, consumer: Consumer) -> None:
-        """A resuming consumer's next page of the log; or, once the ring covers
-        its cursor, the ring's frames after it, and it goes live."""
+        """A resuming consumer's next page of the log; or, once the window covers
+        its cursor, its place in the window: it goes live."""
         upto = self.position
         assert upto is not None  # it has a consumer: not idle
-        if consumer.cursor >= self._ring_floor or consumer.cursor >= upto:
-            # No await from here on: the hub offers nothing meanwhile.
-            for frame in self._ring:
-                consumer.offer(frame)
+        if consumer.cursor >= self._floor or consumer.cursor >= upto:
+            # No await from here on: the hub appends nothing meanwhile.
+            index = bisect.bisect_right(self._window, consumer.cursor, key=_position)
+            consumer.seq = self._base + index
             consumer.live = True
             self._live.add(consumer)
             return
@@ -254,14 +246,34 @@ class StreamHub:
             cursor = max(cursor, upto)
         consumer.queue(frames, cursor)
 
+    def has_frames_for(self, consumer: Consumer) -> bool:
+        return consumer.seq < self._base + len(self._window)
+
+    def take(self, consumer: Consumer) -> list[bytes]:
+        """A live consumer's frames past its place (of its conversation, if it
+        names one), and its place moved to the window's end."""
+        # Past its cursor too: a consumer that caught up from the log may have
+        # read further than the hub had when it went live.
+        start = bisect.bisect_right(
+            self._window, consumer.cursor, lo=consumer.seq - self._base, key=_position
+        )
+        frames = self._window[start:]
+        consumer.seq = self._base + len(self._window)
+        if not frames:
+            return []
+        consumer.cursor = frames[-1].position
+        if consumer.conversation_id is None:
+            return [f.data for f in frames]
+        return [f.data for f in frames if f.conversation_id == consumer.conversation_id]
+
     async def _active(self) -> Position:
         """The hub's position, starting it from the log's head if it was idle."""
         async with self._starting:
             if self.position is None:
                 head = await stream_events.head(self._pool)
                 self.position = head
-                self._ring.clear()
-                self._ring_floor = head
+                self._window.clear()
+                self._floor = head
                 self._wake.set()
             return self.position
 
@@ -298,21 +310,56 @@ class StreamHub:
             )
 
     async def _read_new(self) -> bool:
-        """Read what is final after the hub's position, offering each frame to
-        every live consumer; whether events were held back."""
+        """Read what is final after the hub's position into the window and wake
+        the live consumers; whether events were held back."""
         while self.position is not None:
             start = self.position
             page = await self._read(start, None)
             if self.position != start:
                 return False  # went idle (and maybe active again) meanwhile
-            for event in page.events:
-                frame = Frame(event.position, event.message.conversation_id, self._render(event))
-                if len(self._ring) == self._ring.maxlen:
-                    self._ring_floor = self._ring[0].position
-                self._ring.append(frame)
-                for consumer in list(self._live):
-                    consumer.offer(frame)
-                self.position = event.position
+            if page.events:
+                self._append(page.events)
             if len(page.events) < READ_LIMIT:
                 return page.held_back
         return False
+
+    def _append(self, events: list[LoggedEvent]) -> None:
+        self._window.extend(
+            Frame(e.position, e.message.conversation_id, self._render(e)) for e in events
+        )
+        self.position = self._window[-1].position
+        end = self._base + len(self._window)
+        for consumer in list(self._live):
+            if end - consumer.seq > self._buffer_events:
+                self._drop_slow(consumer)
+        if len(self._window) >= self._window_events + TRIM_EVENTS:
+            # Keep the newest window_events; every live consumer is within them.
+            cut = len(self._window) - self._window_events
+            self._floor = self._window[cut - 1].position
+            del self._window[:cut]
+            self._base += cut
+        self._arrived()
+
+    def _arrived(self) -> None:
+        """Wake every live consumer (a new future for the next wait)."""
+        arrival, self.arrival = self.arrival, asyncio.get_running_loop().create_future()
+        arrival.set_result(None)
+
+    def _drop_slow(self, consumer: Consumer) -> None:
+        log.warning(
+            "stream consumer too slow; disconnected",
+            extra={
+                "action": "stream_slow_consumer",
+                "behind": self._base + len(self._window) - consumer.seq,
+                "cursor": str(consumer.cursor),
+            },
+        )
+        self._metrics.stream_slow_consumer()
+        self._live.discard(consumer)
+        consumer.end("slow")
+        # Cut at once: its handler may be waiting for the socket to drain.
+        consumer.hang_up()
+
+
+def _position(frame: Frame) -> Position:
+    return frame.position
