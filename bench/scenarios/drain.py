@@ -1,5 +1,7 @@
 """Scenario 3, drain: events pre-inserted with SQL (status received), processed
-into messages and conversations by one and by two `messaging worker` processes.
+into messages and conversations by one and by two `messaging worker` processes;
+and by one with the stream's log off (its insert trigger disabled), which
+prices the log every message now writes (issue 12).
 """
 
 from __future__ import annotations
@@ -23,30 +25,47 @@ REMAINING = query("drain.sql", "remaining_events")
 _OUTCOME = query("drain.sql", "drain_outcome")
 
 WORKER_MISSING = "worker not available (`messaging worker --help` fails on this branch)"
+# The variant without the stream's log: one worker, the trigger that writes the
+# log for inserted messages disabled on the scratch database.
+NO_LOG = "1, stream log off"
+_NO_LOG = query("drain.sql", "disable_stream_log")
 
 
 async def run(ctx: Context) -> dict[str, Any]:
     if not ctx.can.worker:
         return skipped(TITLE, WORKER_MISSING)
     p = ctx.profile
-    raw: dict[str, list[dict[str, Any]]] = {str(w): [] for w in p.drain_workers}
+    variants = [str(w) for w in p.drain_workers] + [NO_LOG]
+    raw: dict[str, list[dict[str, Any]]] = {v: [] for v in variants}
     for repeat in range(p.repeats):
-        for workers in rotated(list(p.drain_workers), repeat):
-            result = await drain_service(ctx, p.drain_events, workers)
-            raw[str(workers)].append(result)
+        for variant in rotated(variants, repeat):
+            if variant == NO_LOG:
+                result = await drain_service(ctx, p.drain_events, 1, stream_log=False)
+            else:
+                result = await drain_service(ctx, p.drain_events, int(variant))
+            raw[variant].append(result)
             print(
-                f"  drain {workers} worker(s) repeat {repeat + 1}: {result['rate']:8.0f} events/s"
+                f"  drain {variant} worker(s) repeat {repeat + 1}: {result['rate']:8.0f} events/s"
                 f"  ({result['window_s']:.1f} s)",
                 flush=True,
             )
     return _section(ctx, raw)
 
 
-async def drain_service(ctx: Context, events: int, workers: int) -> dict[str, Any]:
+async def drain_service(
+    ctx: Context, events: int, workers: int, *, stream_log: bool = True
+) -> dict[str, Any]:
     """Seed `events` on a fresh database, run `workers` worker processes until
-    all are processed; the rate, and a check that each event gave one message."""
+    all are processed; the rate, and a check that each event gave one message.
+    With stream_log=False, messages write no stream log rows."""
     async with ctx.databases.migrated("drain") as url:
         await seed_events(url, events)
+        if not stream_log:
+            conn = await asyncpg.connect(url)
+            try:
+                await conn.execute(_NO_LOG)
+            finally:
+                await conn.close()
         env = child_env({"DATABASE_URL": url})
         async with AsyncExitStack() as stack:
             for i in range(workers):
@@ -93,6 +112,14 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
         summary[str(workers)] = {"events_per_s": median(rates), "vs_one_worker": scaling}
         conversations = raw[str(workers)][0]["conversations"]
         rows.append([workers, median(rates), scaling, conversations])
+    without = [r["rate"] for r in raw.get(NO_LOG, [])]
+    if without:
+        # The ratio column reads: one worker with no log against one with it.
+        summary[NO_LOG] = {
+            "events_per_s": median(without),
+            "vs_one_worker": paired_ratio(without, one),
+        }
+        rows.append([NO_LOG, median(without), paired_ratio(without, one), "-"])
     return section(
         TITLE,
         what=(
@@ -100,7 +127,9 @@ def _section(ctx: Context, raw: dict[str, list[dict[str, Any]]]) -> dict[str, An
             "then `messaging worker` processes started (default MESSAGING_BATCH_SIZE); "
             "events/s from polling the unprocessed count every 200 ms "
             f"(bench/scenarios/draining.py); {p.repeats} repeats, fresh database each; medians. "
-            "Checked after each run: every event processed, one message each."
+            "Checked after each run: every event processed, one message each. "
+            f"'{NO_LOG}': one worker with the trigger that writes the stream's log for each "
+            "inserted message disabled (what the drain cost before issue 12's log)."
         ),
         tables=[
             table(

@@ -33,3 +33,8 @@ SELECT (SELECT count(*) FROM inbound_events WHERE status <> 'processed') AS not_
 -- A queue at rest before the drain (visibility map and statistics up to date);
 -- the peers' tables get the same.
 VACUUM (ANALYZE) inbound_events;
+
+-- name: disable_stream_log
+-- The variant without the stream's log (issue 12): inserted messages write no
+-- log row and send no stream notification, as before the log existed.
+ALTER TABLE messages DISABLE TRIGGER messages_stream_created;
