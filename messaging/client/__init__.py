@@ -7,12 +7,12 @@
         async for event in client.events(last_event_id=saved):
             ...
 
-It imports nothing of the service: aiohttp and the standard library only.
+It imports nothing of the service: aiohttp, msgspec and the standard library only.
 
     api.py     MessagingClient: sends, lists, the event stream; retries
     stream.py  EventStream: GET /api/events, reconnecting with Last-Event-ID
     sse.py     the Server-Sent Events parser (pure)
-    models.py  the typed answers
+    models.py  the typed answers, decoded by msgspec
     errors.py  the exceptions, problem+json's fields on them
     retry.py   backoff and Retry-After (pure)
 """

@@ -21,7 +21,6 @@ import aiohttp
 from messaging.client import models
 from messaging.client.errors import (
     ConnectionFailed,
-    MalformedResponse,
     MessagingError,
     error_from_response,
 )
@@ -160,7 +159,7 @@ class MessagingClient:
         moves while the walk is under way may be skipped; one is never handed
         out twice."""
         size = _checked_page_size(self._page_size if page_size is None else page_size)
-        return self._walk("/api/conversations", models.conversation, size)
+        return self._walk("/api/conversations", models.conversation_page, size)
 
     def messages(
         self, conversation_id: int, *, page_size: int | None = None
@@ -169,7 +168,7 @@ class MessagingClient:
         for a conversation that does not exist)."""
         size = _checked_page_size(self._page_size if page_size is None else page_size)
         path = f"/api/conversations/{int(conversation_id)}/messages"
-        return self._walk(path, models.message, size)
+        return self._walk(path, models.message_page, size)
 
     def events(
         self, conversation_id: int | None = None, last_event_id: str | None = None
@@ -209,7 +208,7 @@ class MessagingClient:
 
         async def accepted(response: aiohttp.ClientResponse) -> SendAccepted:
             replayed = response.headers.get(REPLAYED_HEADER, "").lower() == "true"
-            return models.send_accepted(await response.json(content_type=None), replayed)
+            return models.send_accepted(await response.read(), replayed)
 
         return await self._call(
             "POST",
@@ -220,23 +219,24 @@ class MessagingClient:
         )
 
     async def _walk(
-        self, path: str, build: Callable[[Any], Item], page_size: int
+        self, path: str, decode: Callable[[bytes], models.Page[Item]], page_size: int
     ) -> AsyncIterator[Item]:
         seen: set[int] = set()
         page = 1
         while True:
             body = await self._call(
-                "GET", path, _json, params={"page": str(page), "pageSize": str(page_size)}
+                "GET", path, _body, params={"page": str(page), "pageSize": str(page_size)}
             )
-            items, total, size = _page(body)
-            for raw in items:
-                item = build(raw)
+            # The whole page is checked before any of it is handed out.
+            items = decode(body)
+            for item in items.items:
                 if item.id not in seen:
                     seen.add(item.id)
                     yield item
             # The service cuts a larger page size to its bound: a page of that
             # many is full, not short.
-            if len(items) < size or page * size >= total:
+            size = items.page_size
+            if len(items.items) < size or page * size >= items.total:
                 return
             page += 1
 
@@ -282,20 +282,8 @@ class MessagingClient:
         return self._base_url + path
 
 
-async def _json(response: aiohttp.ClientResponse) -> Any:
-    return await response.json(content_type=None)
-
-
-def _page(body: Any) -> tuple[list[Any], int, int]:
-    """A list page's items, the list's total, and the page size the service used."""
-    meta = body.get("meta") if isinstance(body, dict) else None
-    items = body.get("items") if isinstance(body, dict) else None
-    if not isinstance(items, list) or not isinstance(meta, dict):
-        raise MalformedResponse(f"not a page of a list: {str(body)[:200]}")
-    total, size = meta.get("total"), meta.get("page_size")
-    if not isinstance(total, int) or not isinstance(size, int) or size < 1:
-        raise MalformedResponse(f"a page's meta: {meta!r}")
-    return items, total, size
+async def _body(response: aiohttp.ClientResponse) -> bytes:
+    return await response.read()
 
 
 def _checked_page_size(size: int) -> int:

@@ -6,9 +6,9 @@ and 503s, and learns (StreamExpired) when resuming is no longer possible."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import deque
 from collections.abc import Callable, Mapping
+from time import monotonic
 from types import TracebackType
 from typing import Self
 
@@ -81,6 +81,11 @@ class EventStream:
         self._on_close = on_close
         self._response: aiohttp.ClientResponse | None = None
         self._parser: SSEParser | None = None
+        # Idle detection: one timer per connection, not one per read (that was
+        # a sixth of a slow stream's CPU). When a read began, while one waits.
+        self._reading_since: float | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._silenced = False
         self._ready: deque[ServerSentEvent] = deque()
         self._closed = False
         # Consecutive connections that failed or ended, and why the last one did.
@@ -122,39 +127,70 @@ class EventStream:
         self._on_close(self)
 
     async def __anext__(self) -> StreamEvent:
+        ready = self._ready
         while True:
-            while self._ready:
-                sse = self._ready.popleft()
-                event = self._typed(sse)
-                self._last_event_id = sse.last_event_id or None
-                if event is not None:
+            while ready:
+                sse = ready.popleft()
+                # Only the event types this client knows are handed out.
+                if sse.type in EVENT_TYPES:
+                    try:
+                        event = models.stream_event(sse.last_event_id, sse.type, sse.data)
+                    except MalformedResponse as exc:
+                        # The position stays before it.
+                        raise _malformed(sse, exc) from exc
+                    self._last_event_id = sse.last_event_id or None
                     return event
-            if self._parser is not None:
+                self._last_event_id = sse.last_event_id or None
+            parser = self._parser
+            if parser is not None:
                 # An `id:` without data after the last event moves the position too.
-                self._last_event_id = self._parser.last_event_id or None
+                self._last_event_id = parser.last_event_id or None
             if self._closed:
                 raise StopAsyncIteration
-            if self._response is None:
+            response = self._response
+            if response is None or parser is None:
                 await self._connect()
                 continue
-            chunk = await self._read(self._response)
-            if chunk and self._parser is not None:
-                self._failures = 0
-                self._ready.extend(self._parser.feed(chunk))
-                self._retry_ms = self._parser.retry_ms
-
-    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
-        """The next bytes of the open connection, or b"" once it ended (by the
-        server, broken, or silent for too long) and was dropped."""
-        try:
-            async with asyncio.timeout(self._idle_timeout_s):
+            # The read is inline, a coroutine less per read. Until it returns,
+            # the idle timer (_check_idle) counts how long it has waited.
+            self._reading_since = monotonic()
+            try:
                 chunk = await response.content.readany()
-        except CONNECTION_ERRORS as exc:
-            self._lost(ConnectionFailed(f"the event stream broke: {exc!r}"), exc)
-            return b""
-        if not chunk:
-            self._lost(ConnectionFailed("the service ended the event stream"), None)
-        return chunk
+            except CONNECTION_ERRORS as exc:
+                self._broke(exc)
+                continue
+            finally:
+                self._reading_since = None
+            if not chunk:
+                self._lost(ConnectionFailed("the service ended the event stream"), None)
+                continue
+            self._failures = 0
+            ready.extend(parser.feed(chunk))
+            self._retry_ms = parser.retry_ms
+
+    def _broke(self, exc: BaseException) -> None:
+        cause = exc
+        if self._silenced:
+            cause = TimeoutError(f"nothing arrived for {self._idle_timeout_s} s")
+        self._lost(ConnectionFailed(f"the event stream broke: {cause!r}"), cause)
+
+    def _check_idle(self, response: aiohttp.ClientResponse) -> None:
+        """The idle timer: closes a connection whose pending read has waited
+        idle_timeout_s (its read then fails, and the stream reconnects), or
+        sets itself again for when the read now pending, or the next, would
+        have waited that long. Time spent outside reads, in the caller's code,
+        does not count: the bytes may be there, unread."""
+        if response is not self._response:
+            return
+        delay = self._idle_timeout_s
+        if self._reading_since is not None:
+            delay -= monotonic() - self._reading_since
+            if delay <= 0:
+                self._idle_timer = None
+                self._silenced = True
+                response.close()
+                return
+        self._idle_timer = asyncio.get_running_loop().call_later(delay, self._check_idle, response)
 
     def _lost(self, failure: MessagingError, cause: BaseException | None) -> None:
         failure.__cause__ = cause
@@ -192,6 +228,10 @@ class EventStream:
             if response.status == 200 and response.content_type == "text/event-stream":
                 self._response = response
                 self._parser = SSEParser(self._last_event_id or "")
+                self._silenced = False
+                self._idle_timer = asyncio.get_running_loop().call_later(
+                    self._idle_timeout_s, self._check_idle, response
+                )
                 return
             try:
                 await self._refused(response)
@@ -224,22 +264,20 @@ class EventStream:
         self._retry_after = retry_after
 
     def _drop(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
         if self._response is not None:
             self._response.close()
             self._response = None
         # An event cut off by the end of its connection is never dispatched.
         self._ready.clear()
 
-    @staticmethod
-    def _typed(sse: ServerSentEvent) -> StreamEvent | None:
-        if sse.type not in EVENT_TYPES:
-            return None
-        try:
-            return models.stream_event(sse.last_event_id, sse.type, json.loads(sse.data))
-        except (ValueError, MalformedResponse) as exc:
-            raise MalformedEvent(
-                f"event {sse.last_event_id!r} ({sse.type}): {exc}",
-                event_id=sse.last_event_id,
-                event_type=sse.type,
-                data=sse.data,
-            ) from exc
+
+def _malformed(sse: ServerSentEvent, exc: MalformedResponse) -> MalformedEvent:
+    return MalformedEvent(
+        f"event {sse.last_event_id!r} ({sse.type}): {exc}",
+        event_id=sse.last_event_id,
+        event_type=sse.type,
+        data=sse.data,
+    )

@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import msgspec
 import pytest
 from aiohttp.test_utils import TestServer, unused_port
 
@@ -164,8 +165,7 @@ async def test_every_message_is_seen_created_once_as_the_lists_show_it(
 
 
 def with_status(message: Message, status: str) -> Message:
-    fields = {name: getattr(message, name) for name in Message.__dataclass_fields__}
-    return Message(**{**fields, "status": status})
+    return msgspec.structs.replace(message, status=status)
 
 
 async def take(stream: EventStream, count: int) -> AsyncIterator[StreamEvent]:

@@ -3,6 +3,8 @@ endings, fields, dispatch, the last event id, and chunks cut anywhere."""
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from messaging.client.sse import ServerSentEvent, SSEParser
@@ -178,3 +180,114 @@ def test_the_last_event_id_of_the_connection_before_carries_on() -> None:
     events, parser = parse(b"data: no id on this one\n\n", last_event_id="754-12")
     assert events == [event("no id on this one", last_event_id="754-12")]
     assert parser.last_event_id == "754-12"
+
+
+# A frame in the service's form (`id:`, `event:`, one `data:` line, the blank
+# line) is taken in one step; everything else line by line, and text with a CR
+# all of it. So the same stream with its LFs made CRLFs is the line-by-line
+# reading, and the two must agree, whatever the frames and wherever the cuts.
+
+FAST_PATH_CASES = [
+    SERVICE,
+    # Non-ASCII, and bytes that are not UTF-8.
+    'id: 1\nevent: message.created\ndata: {"body": "héllo ☃ 😀"}\n\n'.encode(),
+    b"id: 2\nevent: e\ndata: a\xffb\n\n",
+    # The service's form after lines of the same frame: its fields add to theirs.
+    b"data: before\nid: 3\nevent: e\ndata: after\n\n",
+    b"event: first\nid: 4\nevent: e\ndata: d\n\n",
+    # The form's start, then more than it.
+    b"id: 5\nevent: e\ndata: d\ndata: more\n\n",
+    b"id: 6\nevent: e\ndata: d\n: a comment\nretry: 7\n\n",
+    b"id: 7\nevent: e\ndata: d\nid: 8\n\n",
+    # Values the one step must read as the lines would.
+    b"id: 9\nevent: \ndata: d\n\n",
+    b"id: 10\x0011\nevent: e\ndata: d\n\n",
+    b"id:  12 \nevent:  e \ndata:  d \n\n",
+    b"id: \nevent: e\ndata: \n\n",
+    b"id:13\nevent:e\ndata:d\n\n",
+    # Blank lines beyond the one that ends a frame.
+    b"\n\nid: 14\nevent: e\ndata: d\n\n\n\nid: 15\nevent: e\ndata: d2\n\n\n",
+]
+
+
+def crlf(stream: bytes) -> bytes:
+    return stream.replace(b"\n", b"\r\n")
+
+
+def parse_all(chunks: list[bytes]) -> tuple[list[ServerSentEvent], str, int | None]:
+    parser = SSEParser("0")
+    events = [e for chunk in chunks for e in parser.feed(chunk)]
+    return events, parser.last_event_id, parser.retry_ms
+
+
+@pytest.mark.parametrize("stream", FAST_PATH_CASES)
+def test_the_one_step_reads_frames_as_the_lines_do(stream: bytes) -> None:
+    expected = parse_all([crlf(stream)])
+    assert expected[0], "every case dispatches an event"
+    assert parse_all([stream]) == expected
+    for cut in range(len(stream) + 1):
+        assert parse_all([stream[:cut], stream[cut:]]) == expected, cut
+    assert parse_all([stream[i : i + 1] for i in range(len(stream))]) == expected
+
+
+def test_what_the_one_step_reads() -> None:
+    events, parser = parse(b"".join(FAST_PATH_CASES[3:]))
+    assert events == [
+        event("before\nafter", "e", "3"),
+        event("d", "e", "4"),
+        event("d\nmore", "e", "5"),
+        event("d", "e", "6"),
+        event("d", "e", "8"),  # an id after the data is still this event's
+        event("d", "message", "9"),
+        event("d", "e", "9"),  # an id with a NUL is ignored
+        event(" d ", " e ", " 12 "),
+        event("", "e", ""),
+        event("d", "e", "13"),
+        event("d", "e", "14"),
+        event("d2", "e", "15"),
+    ]
+    assert parser.retry_ms == 7
+
+
+def test_a_stream_that_turns_to_crlf_midway_reads_the_same() -> None:
+    stream = b"".join(FAST_PATH_CASES)
+    half = len(stream) // 2
+    mixed = stream[:half] + crlf(stream[half:])
+    expected = parse_all([crlf(stream)])
+    for cut in range(0, len(mixed) + 1, 7):
+        assert parse_all([mixed[:cut], mixed[cut:]]) == expected, cut
+
+
+LINES = [
+    b"id: 1-1",
+    b"id: 2-2",
+    b"id: x\x00y",
+    b"id",
+    b"event: message.created",
+    b"event: other",
+    b"event:",
+    b'data: {"a": 1}',
+    "data: é☃".encode(),
+    b"data:",
+    b"data: \xff",
+    b": heartbeat",
+    b"retry: 10",
+    b"retry: x",
+    b"field: value",
+    b"",
+    b"",
+    b"",
+]
+FRAME = b'id: 3-3\nevent: message.updated\ndata: {"b": 2}\n\n'
+
+
+def test_random_streams_read_the_same_by_either_path() -> None:
+    rng = random.Random(1203)
+    for _ in range(300):
+        parts = [FRAME if rng.random() < 0.3 else rng.choice(LINES) + b"\n" for _ in range(20)]
+        stream = b"".join(parts)
+        expected = parse_all([crlf(stream)])
+        assert parse_all([stream]) == expected, stream
+        cuts = sorted(rng.sample(range(len(stream) + 1), 4))
+        chunks = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+        assert parse_all(chunks) == expected, (stream, cuts)
