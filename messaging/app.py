@@ -2,16 +2,17 @@
 
 init_app() is the service; init_mock_app() the mock providers alone. Every
 resource (the pool, the ingest writers, the provider clients' HTTP session, the
-worker) is opened and closed in a cleanup context, so that shutdown closes them
+event stream's hub, the worker) is opened and closed in a cleanup context, so that shutdown closes them
 in reverse order and nothing outlives the app: the worker stops (finishing its
 batch and its sends) before the provider clients' session and the pool close.
 The worker is handed the pool and the provider clients; `messaging worker`
 opens the same two for a worker without an app.
 
-The app owns the process's one LISTEN connection when anything needs it (the
-worker, the API keys' cache): it is made here, its subscribers subscribe in
-their cleanup contexts, and the last context starts it once they all have, so
-that `serve --no-worker` under keys still hears revocations.
+The app owns the process's one LISTEN connection (unless MESSAGING_LISTEN is
+off), shared by the event stream's hub, the worker and the API keys' cache: it
+is made here, its subscribers subscribe in their cleanup contexts, and the last
+context starts it once they all have, so that `serve --no-worker` still hears
+the stream's log and key revocations.
 """
 
 from __future__ import annotations
