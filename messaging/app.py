@@ -2,9 +2,10 @@
 
 init_app() is the service; init_mock_app() the mock providers alone. Every
 resource (the pool, the ingest writers, the provider clients' HTTP session, the
-event stream's hub, the worker) is opened and closed in a cleanup context, so that shutdown closes them
-in reverse order and nothing outlives the app: the worker stops (finishing its
-batch and its sends) before the provider clients' session and the pool close.
+event stream's hub, the worker) is opened and closed in a cleanup context, so
+that shutdown closes them in reverse order and nothing outlives the app: the
+worker stops (finishing its batch and its sends) before the provider clients'
+session and the pool close.
 The worker is handed the pool and the provider clients; `messaging worker`
 opens the same two for a worker without an app.
 
