@@ -78,7 +78,7 @@ async def commit_latencies(database_url: str, records: list[dict[str, Any]]) -> 
     the 202 figures of responses()."""
     answered = accepted(measured(records))
     ok = [r for r in answered if r.get("id") is not None]
-    rows, commit_ts = await _message_times(database_url, [r["id"] for r in ok])
+    rows, commit_ts = await message_times(database_url, [r["id"] for r in ok])
     by_id = {row["id"]: row for row in rows}
     e2e, stored = [], []
     for r in ok:
@@ -99,18 +99,27 @@ async def commit_latencies(database_url: str, records: list[dict[str, Any]]) -> 
     )
 
 
-async def _message_times(database_url: str, ids: list[int]) -> tuple[list[Any], bool]:
-    """The events' rows with their message times, waiting (up to MESSAGES_LIMIT_S)
-    for the worker to finish; and whether the server records commit times."""
+async def message_times(
+    database_url: str,
+    ids: list[int],
+    *,
+    committed: str = _COMMITTED,
+    started: str = _STARTED,
+    poll_s: float = 0.2,
+) -> tuple[list[Any], bool]:
+    """The events' rows with their message times (the `committed` query where
+    the server records commit times, else `started`; each takes the event ids),
+    waiting up to MESSAGES_LIMIT_S for the worker to finish; and whether the
+    server records commit times."""
     conn = await asyncpg.connect(database_url)
     try:
         deadline = time.monotonic() + MESSAGES_LIMIT_S
         while int(await conn.fetchval(_DONE, ids)) < len(ids):
             if time.monotonic() > deadline:
                 break
-            await asyncio.sleep(0.2)
+            await asyncio.sleep(poll_s)
         commit_ts = bool(await conn.fetchval(_COMMIT_TS_ON))
-        rows = await conn.fetch(_COMMITTED if commit_ts else _STARTED, ids)
+        rows = await conn.fetch(committed if commit_ts else started, ids)
     finally:
         await conn.close()
     return list(rows), commit_ts

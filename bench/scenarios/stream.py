@@ -39,7 +39,7 @@ from bench.procs import PYTHON, WORK_DIR, child_env, running
 from bench.queries import query
 from bench.scenarios.common import rotated, section, service, skipped, table, tag
 from bench.scenarios.ingest import PATH, load
-from bench.scenarios.open_loop import accepted, drive, measured, responses
+from bench.scenarios.open_loop import accepted, drive, measured, message_times, responses
 from bench.stats import median, paired_ratio, percentile
 from bench.stream_consumers import API_KEY_ENV
 from messaging import apikeys
@@ -55,9 +55,7 @@ INGEST_RATIO_TARGET = 0.90
 _COMMITTED = query("stream.sql", "message_commit_times")
 _STARTED = query("stream.sql", "message_start_times")
 _MADE = query("stream.sql", "messages_made")
-_DONE = query("end_to_end.sql", "messages_done")
 _BACKLOG = query("pipeline.sql", "backlog")
-_COMMIT_TS_ON = query("admin.sql", "commit_timestamps_on")
 
 # How long the consumers' streams may take to open, and the worker to make the
 # load's messages once it is over.
@@ -225,18 +223,9 @@ async def _messages(database_url: str, ids: list[int]) -> tuple[list[Any], bool]
     """The events' messages (id, transaction start and commit), once the worker
     has made them all (or MESSAGES_LIMIT_S has passed); and whether the server
     records commit times."""
-    conn = await asyncpg.connect(database_url)
-    try:
-        deadline = time.monotonic() + MESSAGES_LIMIT_S
-        while int(await conn.fetchval(_DONE, ids)) < len(ids):
-            if time.monotonic() > deadline:
-                break
-            await asyncio.sleep(POLL_S)
-        commit_ts = bool(await conn.fetchval(_COMMIT_TS_ON))
-        rows = await conn.fetch(_COMMITTED if commit_ts else _STARTED, ids)
-    finally:
-        await conn.close()
-    return list(rows), commit_ts
+    return await message_times(
+        database_url, ids, committed=_COMMITTED, started=_STARTED, poll_s=POLL_S
+    )
 
 
 def _delivery_figures(
