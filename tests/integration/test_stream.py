@@ -90,6 +90,9 @@ async def test_a_webhook_and_a_send_reach_the_stream_as_they_commit(service: Ser
         ids = [start, created.id, *(f.id for f in frames)]
         positions = [StreamPosition(*map(int, i.split("-"))) for i in ids]
         assert positions == sorted(set(positions))
+        samples = await service.metrics()
+        assert samples.value("messaging_streams_open") == 1
+        assert samples.value("messaging_stream_events_sent_total") == 4
     finally:
         await context.__aexit__(None, None, None)
 
