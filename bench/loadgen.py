@@ -165,6 +165,22 @@ async def run_closed(
     }
 
 
+def measuring_process() -> None:
+    """Set up a process of the bench's clients: uvloop where installed, and no
+    garbage collection while it measures. The records and finished tasks pile
+    up, and a full collection over them paused this client for 50-80 ms every
+    few seconds, which read as the server's latency. The garbage is small; it
+    is freed when the process ends."""
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:
+        pass
+    gc.freeze()
+    gc.disable()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bench.loadgen", description=__doc__)
     sub = parser.add_subparsers(dest="mode", required=True)
@@ -182,18 +198,7 @@ def main() -> None:
     closed.add_argument("--prefix", required=True)
     closed.add_argument("--secret", help="sign each request with this whsec_ secret")
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    # No garbage collection while the load runs: the records and finished tasks
-    # pile up, and a full collection over them paused this client for 50-80 ms
-    # every few seconds, which read as the server's latency. The load's garbage
-    # is small; it is freed when the process ends.
-    gc.freeze()
-    gc.disable()
+    measuring_process()
     if args.mode == "open":
         records = asyncio.run(
             run_open(args.url, args.rate, args.duration, args.prefix, args.warmup)

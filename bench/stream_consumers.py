@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import resource
@@ -39,6 +38,7 @@ from typing import Any
 
 import aiohttp
 
+from bench.loadgen import measuring_process
 from messaging.client import EventStream, MessagingClient
 
 API_KEY_ENV = "BENCH_STREAM_API_KEY"
@@ -160,16 +160,8 @@ def main() -> None:
     parser.add_argument("--quiet", type=float, default=QUIET_S)
     parser.add_argument("--drain-limit", type=float, default=DRAIN_LIMIT_S)
     args = parser.parse_args()
-    try:
-        import uvloop
-
-        uvloop.install()
-    except ImportError:
-        pass
-    # As in bench/loadgen.py: no collection pauses while events arrive (they
-    # would read as the stream's delay); the receipts are freed at exit.
-    gc.freeze()
-    gc.disable()
+    # No collection pauses while events arrive: they would read as the stream's delay.
+    measuring_process()
     result = asyncio.run(
         consume(
             args.base_url,
