@@ -1,6 +1,7 @@
 """The aiohttp applications: routes, middlewares, and the resources they own.
 
-init_app() is the service; init_mock_app() the mock providers alone. Every
+init_app() is the service; init_mock_app() the mock providers alone;
+init_worker_app() the health and metrics routes of `messaging worker`. Every
 resource (the pool, the ingest writers, the provider clients' HTTP session, the
 event stream's hub, the worker) is opened and closed in a cleanup context, so
 that shutdown closes them in reverse order and nothing outlives the app: the
@@ -23,6 +24,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 from aiohttp import web
 
 from messaging.apikeys import CHANNEL as API_KEYS_CHANNEL
@@ -119,6 +121,26 @@ def init_mock_app(settings: Settings) -> web.Application:
     )
     app[BODY_LIMITS] = _body_limits(settings)
     app.add_subapp("/mock", mock_providers(settings))
+    return app
+
+
+def init_worker_app(
+    settings: Settings, pool: asyncpg.Pool, metrics: Metrics, worker: Worker
+) -> web.Application:
+    """/healthz, /readyz and /metrics of a standalone worker (MESSAGING_WORKER_PORT):
+    health.py's routes on the worker's pool and metrics, ready when the database
+    is and the worker's listener listens, as under `serve`. The worker, the pool
+    and the metrics are its caller's (cli._run_worker), open before the app starts
+    and closed after it stops, so that the routes answer while the worker drains."""
+    app = web.Application(middlewares=[edge])
+    app[SETTINGS] = settings
+    app[POOL] = pool
+    app[METRICS] = metrics
+    app[ACCESS_LOG] = AccessLog(settings.access_log)
+    app[health.READINESS_CHECKS] = []
+    app[health.READINESS_CHECKS].append(("listener", worker.readiness))
+    app.add_routes(health.routes())
+    app.cleanup_ctx.append(_access_log)
     return app
 
 

@@ -28,6 +28,9 @@ from messaging.models import EVENT_STATUSES
 if TYPE_CHECKING:
     import asyncpg
 
+    from messaging.metrics import Metrics
+    from messaging.worker.runner import Worker
+
 log = logging.getLogger("messaging")
 T = TypeVar("T")
 
@@ -36,7 +39,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        settings = Settings.from_env(os.environ)
+        # Text for a person at a terminal, JSON for whatever collects the logs
+        # elsewhere, unless LOG_FORMAT says which.
+        settings = Settings.from_env(os.environ, terminal=sys.stderr.isatty())
     except ConfigError as exc:
         print(f"messaging: configuration error: {exc}", file=sys.stderr)
         sys.exit(2)
@@ -238,12 +243,43 @@ async def _run_worker(settings: Settings) -> None:
     try:
         async with open_providers(settings, metrics) as providers:
             worker = Worker(settings, pool, metrics, providers)
-            await worker.start()
-            await stop.wait()
-            log.info("stopping", extra={"action": "signal"})
-            await worker.stop()
+            async with _worker_http(settings, pool, metrics, worker):
+                await worker.start()
+                await stop.wait()
+                log.info("stopping", extra={"action": "signal"})
+                await worker.stop()
     finally:
         await pool.close()
+
+
+@asynccontextmanager
+async def _worker_http(
+    settings: Settings, pool: asyncpg.Pool, metrics: Metrics, worker: Worker
+) -> AsyncIterator[None]:
+    """A standalone worker's /healthz, /readyz and /metrics on MESSAGING_WORKER_PORT
+    (none when it is 0), served for the block: started before the worker, so that a
+    port already taken stops the start before anything is claimed, and stopped after
+    it, so that a scrape or a probe still answers while the worker drains."""
+    if not settings.worker_port:
+        yield
+        return
+    from aiohttp import web
+
+    from messaging.app import init_worker_app
+
+    runner = web.AppRunner(init_worker_app(settings, pool, metrics, worker), access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.worker_port).start()
+        log.info(
+            "serving /healthz, /readyz and /metrics on http://%s:%d",
+            settings.host,
+            settings.worker_port,
+            extra={"action": "listening"},
+        )
+        yield
+    finally:
+        await runner.cleanup()
 
 
 def _events(settings: Settings, args: argparse.Namespace) -> None:

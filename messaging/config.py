@@ -26,6 +26,9 @@ class Settings:
     database_url: str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
+    # Where `messaging worker` serves /metrics, /healthz and /readyz (on host); 0:
+    # nowhere. `serve` has its own port and needs none.
+    worker_port: int = 0
     max_body_bytes: int = 256 * 1024
     # A request body must have arrived in full this long after its headers (408),
     # and at most this many requests may be waiting for their body at once (503):
@@ -54,6 +57,9 @@ class Settings:
     backoff_cap_ms: int = 300_000
     sweep_interval_ms: int = 1000
     listen: bool = True
+    # How often each process writes its row in the processes table (heartbeat.py),
+    # for the operator's view; a row unwritten for three periods is stale.
+    heartbeat_secs: float = 5.0
     # The event stream (GET /api/events): streams one process serves at once
     # (one more is answered 503); events a consumer may fall behind before it
     # is disconnected; the heartbeat's period; how long the stream's log keeps an
@@ -62,6 +68,18 @@ class Settings:
     stream_buffer_events: int = 1000
     stream_heartbeat_secs: float = 15.0
     stream_retention_secs: float = 86_400.0
+    # Retention (worker/retention.py): processed inbound events are deleted this
+    # long after they were received, which is also how long a provider's retry
+    # is answered as a duplicate (its message is never made twice, even later);
+    # a send's Idempotency-Key is forgotten this long after its first use.
+    # 0 keeps them for good. Dead letters, messages and conversations are never
+    # pruned.
+    event_retention_secs: float = 7 * 86_400.0
+    idempotency_key_retention_secs: float = 86_400.0
+    # Rows deleted per transaction, and the pause after each: short locks and
+    # small WAL bursts, one batch at a time across every worker process.
+    prune_batch_rows: int = 1000
+    prune_pause_ms: int = 50
     # Where sends go: one base URL per provider. The defaults are this service's own
     # mock providers (/mock), so that a fresh `make run` delivers end to end.
     sms_provider_url: str = "http://127.0.0.1:8080/mock/sms"
@@ -95,6 +113,8 @@ class Settings:
     # Where the embedded server keeps its data when no DATABASE_URL is given.
     embedded_data_dir: str = ".pgdata/run"
     log_level: str = "INFO"
+    # From the environment, 'text' by default when standard error is a terminal
+    # (from_env's terminal): a person reads it there, a log collector everywhere else.
     log_format: str = "json"
     # 'summary': a line per request answered 400 or above and a periodic summary
     # of the rest; 'all': a line per request (http/access_log.py).
@@ -107,9 +127,10 @@ class Settings:
     api_auth: str = "keys"
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Settings:
+    def from_env(cls, env: Mapping[str, str], *, terminal: bool = False) -> Settings:
         """Build settings from an environment mapping; raise ConfigError naming the
-        variable for any value that cannot be used."""
+        variable for any value that cannot be used. `terminal`: whether the logs go
+        to a terminal (the entry point looks), which makes text their default format."""
         d = cls()
         host = _read(env, "HOST", str, d.host, _nonempty)
         port = _read(env, "PORT", int, d.port, _between(1, 65535))
@@ -123,6 +144,7 @@ class Settings:
             database_url=database_url,
             host=host,
             port=port,
+            worker_port=_read(env, "MESSAGING_WORKER_PORT", int, d.worker_port, _between(0, 65535)),
             max_body_bytes=_read(
                 env, "MESSAGING_MAX_BODY_BYTES", int, d.max_body_bytes, _between(1024, 64 << 20)
             ),
@@ -177,6 +199,9 @@ class Settings:
                 _between(10, 3_600_000),
             ),
             listen=_read(env, "MESSAGING_LISTEN", _bool, d.listen),
+            heartbeat_secs=_read(
+                env, "MESSAGING_HEARTBEAT_SECS", float, d.heartbeat_secs, _between(0.05, 600)
+            ),
             max_streams=_read(
                 env, "MESSAGING_MAX_STREAMS", int, d.max_streams, _between(1, 100_000)
             ),
@@ -200,6 +225,26 @@ class Settings:
                 float,
                 d.stream_retention_secs,
                 _between(1, 365 * 86_400),
+            ),
+            event_retention_secs=_read(
+                env,
+                "MESSAGING_EVENT_RETENTION_SECS",
+                float,
+                d.event_retention_secs,
+                _between(0, 100 * 365 * 86_400),
+            ),
+            idempotency_key_retention_secs=_read(
+                env,
+                "MESSAGING_IDEMPOTENCY_KEY_RETENTION_SECS",
+                float,
+                d.idempotency_key_retention_secs,
+                _between(0, 100 * 365 * 86_400),
+            ),
+            prune_batch_rows=_read(
+                env, "MESSAGING_PRUNE_BATCH_ROWS", int, d.prune_batch_rows, _between(1, 100_000)
+            ),
+            prune_pause_ms=_read(
+                env, "MESSAGING_PRUNE_PAUSE_MS", int, d.prune_pause_ms, _between(0, 60_000)
             ),
             sms_provider_url=_read(
                 env, "MESSAGING_SMS_PROVIDER_URL", _url, f"{own_url}/mock/sms", _nonempty
@@ -237,7 +282,13 @@ class Settings:
                 env, "MESSAGING_EMBEDDED_DATA_DIR", str, d.embedded_data_dir, _nonempty
             ),
             log_level=_read(env, "LOG_LEVEL", str.upper, d.log_level, _one_of(_LEVELS)),
-            log_format=_read(env, "LOG_FORMAT", str.lower, d.log_format, _one_of(("json", "text"))),
+            log_format=_read(
+                env,
+                "LOG_FORMAT",
+                str.lower,
+                "text" if terminal else d.log_format,
+                _one_of(("json", "text")),
+            ),
             access_log=_read(
                 env, "MESSAGING_ACCESS_LOG", str.lower, d.access_log, _one_of(("summary", "all"))
             ),

@@ -130,3 +130,26 @@ def test_a_bad_webhook_secret_names_the_variable_and_never_prints_the_value(
         Settings.from_env({name: value})
     for item in value.split(","):
         assert item not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("env", "terminal", "expected"),
+    [
+        ({}, False, "json"),
+        ({}, True, "text"),
+        ({"LOG_FORMAT": ""}, True, "text"),
+        ({"LOG_FORMAT": "json"}, True, "json"),
+        ({"LOG_FORMAT": "TEXT"}, False, "text"),
+    ],
+)
+def test_log_format_is_text_on_a_terminal_json_elsewhere_unless_set(
+    env: dict[str, str], terminal: bool, expected: str
+) -> None:
+    assert Settings.from_env(env, terminal=terminal).log_format == expected
+
+
+def test_the_worker_port_is_off_unless_set() -> None:
+    assert Settings.from_env({}).worker_port == 0
+    assert Settings.from_env({"MESSAGING_WORKER_PORT": "9091"}).worker_port == 9091
+    with pytest.raises(ConfigError, match="MESSAGING_WORKER_PORT"):
+        Settings.from_env({"MESSAGING_WORKER_PORT": "65536"})
