@@ -94,6 +94,11 @@ class Metrics:
             "pg_notification_queue_usage(): fraction of the NOTIFY queue in use.",
             registry=r,
         )
+        self.listener_up = Gauge(
+            "messaging_listener_up",
+            "1 while the process's LISTEN connection listens, 0 while it (re)connects.",
+            registry=r,
+        )
         # The event stream (stream/hub.py, http/events.py).
         self.streams_open = Gauge(
             "messaging_streams_open", "Event streams (GET /api/events) open.", registry=r
@@ -173,6 +178,12 @@ class Metrics:
             registry=r,
             buckets=_LATENCY_BUCKETS,
         )
+        # The counters the alerts watch with increase() (deploy/prometheus/alerts.yml)
+        # start at 0: a series born at 1 has no increase, and the first dead letter
+        # or failed send after a start would raise no alert.
+        self.events_dead_lettered_total.set({}, 0)
+        for channel in ("sms", "email"):
+            self.sends_failed_total.set({"channel": channel}, 0)
 
     def send_request(self, channel: str, outcome: str, seconds: float) -> None:
         self.send_requests.inc({"channel": channel, "outcome": outcome})
@@ -241,6 +252,9 @@ class Metrics:
 
     def listener_reconnected(self) -> None:
         self.listener_reconnects.inc({})
+
+    def listener_state(self, *, up: bool) -> None:
+        self.listener_up.set({}, 1 if up else 0)
 
     def stream_opened(self) -> None:
         self._streams_open += 1

@@ -72,6 +72,9 @@ class Listener:
         self._connections = 0
         self._last_check_ok: float | None = None
         self._last_error: str | None = None
+        # Down until the first connection listens: a process that never manages to
+        # listen is seen down (messaging_listener_up), not absent.
+        metrics.listener_state(up=False)
 
     def subscribe(self, channel: str, subscriber: Subscriber) -> None:
         """Call `subscriber` for every notification on `channel`, and after every
@@ -139,6 +142,7 @@ class Listener:
                 await self._watch(conn)
             finally:
                 self._conn = None
+                self._metrics.listener_state(up=False)
                 await self._disconnect(conn)
             # A connection that stayed up a while was a success: start the backoff
             # over. One that dropped at once keeps backing off (a flapping server).
@@ -168,6 +172,7 @@ class Listener:
             raise
         self._conn = conn
         self._connections += 1
+        self._metrics.listener_state(up=True)
         self._last_check_ok = time.monotonic()
         if self._connections > 1:
             self._metrics.listener_reconnected()
