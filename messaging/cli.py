@@ -1,4 +1,4 @@
-"""The entry point: `messaging serve | worker | migrate | events | replay | keys`.
+"""The entry point: `messaging serve | worker | migrate | events | replay | prune | keys`.
 
 The only place that reads the environment (into Settings), configures logging,
 and decides which database to use: DATABASE_URL when set, otherwise an embedded
@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from datetime import datetime
@@ -95,6 +96,16 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument("ids", nargs="*", type=int, metavar="ID", help="event ids")
     replay.add_argument("--all-dead", action="store_true", help="every dead letter")
     replay.set_defaults(run=_replay)
+
+    prune = sub.add_parser(
+        "prune",
+        help="delete now what retention no longer keeps, until nothing old is left",
+        description="One pass of the worker's retention (processed events, Idempotency-Keys, "
+        "the stream's log; MESSAGING_*_RETENTION_SECS), in batches of "
+        "MESSAGING_PRUNE_BATCH_ROWS with MESSAGING_PRUNE_PAUSE_MS between them, one batch "
+        "at a time with any running worker. Prints what it deleted.",
+    )
+    prune.set_defaults(run=_prune)
 
     mig = sub.add_parser("migrate", help="apply the migrations (dbmate), then the trigger files")
     mig.set_defaults(run=_migrate)
@@ -353,6 +364,28 @@ async def _keys_connection(url: str) -> AsyncIterator[asyncpg.Connection]:
         pending = await pending_migrations(conn)
         if pending:
             raise _Refused(
+def _prune(settings: Settings, args: argparse.Namespace) -> None:
+    from messaging.metrics import Metrics
+    from messaging.store.db import create_pool
+    from messaging.worker.retention import Pruned, Pruner, RetentionPolicy
+
+    async def run(url: str) -> Pruned:
+        pool = await create_pool(url, size=2)
+        try:
+            pruner = Pruner(pool, Metrics(), RetentionPolicy.from_settings(settings))
+            return await pruner.prune(wait=True)
+        finally:
+            await pool.close()
+
+    with _database(settings) as resolved:
+        assert resolved.database_url is not None
+        started = time.monotonic()
+        pruned = asyncio.run(run(resolved.database_url))
+    elapsed = time.monotonic() - started
+    counts = ", ".join(f"{n} from {table}" for table, n in pruned.deleted.items())
+    print(f"pruned {pruned.total} row(s) in {elapsed:.1f} s: {counts or 'retention is off'}")
+
+
                 f"the database lacks {len(pending)} migration(s) ({', '.join(pending)}): "
                 "run `messaging migrate` first"
             )

@@ -77,6 +77,12 @@ class Metrics:
             "Events per claimed batch.",
             registry=r,
             buckets=_BATCH_BUCKETS,
+        self.pruned_rows_total = Counter(
+            "messaging_pruned_rows_total",
+            "Rows deleted by retention, by table (inbound_events, idempotency_keys, "
+            "stream_events).",
+            registry=r,
+        )
         )
         self.processing_latency = Histogram(
             "messaging_event_latency_seconds",
@@ -255,6 +261,9 @@ class Metrics:
 
     def listener_state(self, *, up: bool) -> None:
         self.listener_up.set({}, 1 if up else 0)
+
+    def pruned(self, table: str, rows: int) -> None:
+        self.pruned_rows_total.add({"table": table}, rows)
 
     def stream_opened(self) -> None:
         self._streams_open += 1

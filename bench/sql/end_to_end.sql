@@ -1,7 +1,14 @@
 -- name: messages_done
--- How many of the given events have their message.
+-- How many of the given events have their message (found by the provider's key,
+-- messages_inbound_provider_key, as the worker finds it).
 -- $1 bigint[] event ids
-SELECT count(*) FROM messages WHERE inbound_event_id = ANY($1::bigint[]);
+SELECT count(*)
+FROM inbound_events AS e
+JOIN messages AS m
+  ON m.direction = 'inbound'
+ AND (CASE WHEN m.message_type = 'email' THEN 'email' ELSE 'sms' END) = e.channel
+ AND m.provider_message_id = e.provider_message_id
+WHERE e.id = ANY($1::bigint[]);
 
 -- name: message_commit_times
 -- For each given event: when its row was stored (received_at = the group
@@ -15,7 +22,10 @@ SELECT e.id,
        extract(epoch FROM m.created_at)::float8 AS created,
        extract(epoch FROM pg_xact_commit_timestamp(m.xmin))::float8 AS committed
 FROM inbound_events AS e
-JOIN messages AS m ON m.inbound_event_id = e.id
+JOIN messages AS m
+  ON m.direction = 'inbound'
+ AND (CASE WHEN m.message_type = 'email' THEN 'email' ELSE 'sms' END) = e.channel
+ AND m.provider_message_id = e.provider_message_id
 WHERE e.id = ANY($1::bigint[]);
 
 -- name: message_start_times
@@ -27,5 +37,8 @@ SELECT e.id,
        extract(epoch FROM m.created_at)::float8 AS created,
        NULL::float8 AS committed
 FROM inbound_events AS e
-JOIN messages AS m ON m.inbound_event_id = e.id
+JOIN messages AS m
+  ON m.direction = 'inbound'
+ AND (CASE WHEN m.message_type = 'email' THEN 'email' ELSE 'sms' END) = e.channel
+ AND m.provider_message_id = e.provider_message_id
 WHERE e.id = ANY($1::bigint[]);

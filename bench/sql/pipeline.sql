@@ -19,7 +19,9 @@ WITH done AS (
     SELECT e.received_at,
            CASE WHEN $3 THEN pg_xact_commit_timestamp(m.xmin) ELSE m.created_at END AS done_at
     FROM messages AS m
-    JOIN inbound_events AS e ON e.id = m.inbound_event_id
+    JOIN inbound_events AS e
+      ON e.channel = (CASE WHEN m.message_type = 'email' THEN 'email' ELSE 'sms' END)
+     AND e.provider_message_id = m.provider_message_id
     WHERE m.direction = 'inbound'
 )
 SELECT

@@ -87,10 +87,16 @@ BEGIN
                   AND c.participant_a = i.participant_a
                   AND c.participant_b = i.participant_b
             WHERE NOT EXISTS (
-                SELECT 1 FROM messages AS m WHERE m.inbound_event_id = i.inbound_event_id
+                SELECT 1
+                FROM messages AS m
+                WHERE m.direction = 'inbound'
+                  AND (CASE WHEN m.message_type = 'email' THEN 'email' ELSE 'sms' END)
+                      = i.kind
+                  AND m.provider_message_id = i.provider_message_id
             )
             ORDER BY i.inbound_event_id
-            ON CONFLICT (inbound_event_id) DO NOTHING
+            ON CONFLICT ((CASE WHEN message_type = 'email' THEN 'email' ELSE 'sms' END),
+                         provider_message_id) WHERE direction = 'inbound' DO NOTHING
             RETURNING conversation_id, sent_at
         ),
         gained AS (

@@ -16,6 +16,7 @@ from messaging.store.queries import query
 _LOCK = query("idempotency_keys.sql", "lock_idempotency_key")
 _FIND = query("idempotency_keys.sql", "find_idempotency_key")
 _INSERT = query("idempotency_keys.sql", "insert_idempotency_key")
+_PRUNE = query("idempotency_keys.sql", "prune_idempotency_keys")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,3 +44,10 @@ async def find(conn: Conn, key: str) -> KeyedSend | None:
 
 async def insert(conn: Conn, key: str, endpoint: str, request_hash: str, message_id: int) -> None:
     await conn.execute(_INSERT, key, endpoint, request_hash, message_id)
+
+
+async def prune(conn: Conn, *, retention_s: float, limit: int) -> int:
+    """Delete up to `limit` of the keys first used longer than the retention ago,
+    oldest first; how many were deleted."""
+    deleted: int = await conn.fetchval(_PRUNE, retention_s, limit)
+    return deleted

@@ -44,6 +44,7 @@ _NOTIFY = query("notify.sql", "notify")
 
 
 class ClaimedEvent(NamedTuple):
+_PRUNE = query("inbound_events.sql", "prune_events")
     """An event this worker holds: status processing, its attempt counted.
 
     A NamedTuple rather than a frozen dataclass: a worker makes one per event,
@@ -213,3 +214,10 @@ async def replay_dead_letters(conn: Conn) -> list[int]:
         if ids:
             await conn.execute(_NOTIFY, CHANNEL, "")
     return sorted(ids)
+
+
+async def prune(conn: Conn, *, retention_s: float, limit: int) -> int:
+    """Delete up to `limit` of the processed events received longer than the
+    retention ago, oldest first; how many were deleted."""
+    deleted: int = await conn.fetchval(_PRUNE, retention_s, limit)
+    return deleted

@@ -228,3 +228,42 @@ SET status = 'received',
     claimed_at = NULL
 WHERE status = 'dead_letter'
 RETURNING id;
+
+-- name: purge_dead_letter
+-- DELETE /api/admin/events/{id}: deletes one dead letter, for good; its key
+-- (channel, provider message id) goes with it, so a provider that sends it again
+-- is stored as a new event. The status is checked by the DELETE itself (and
+-- rechecked on a row changed meanwhile, say replayed), so that only a dead letter
+-- is ever deleted. Answers the status the event had (NULL: no such event) and
+-- whether it was deleted.
+-- $1 bigint event id
+WITH purged AS (
+    DELETE FROM inbound_events
+    WHERE id = $1 AND status = 'dead_letter'
+    RETURNING id
+)
+SELECT (SELECT status FROM inbound_events WHERE id = $1) AS status_before,
+       EXISTS (SELECT 1 FROM purged) AS purged;
+
+-- name: prune_events
+-- Retention: deletes up to $2 processed events received more than $1 seconds
+-- ago, oldest first, walking inbound_events_processed_idx. Their messages stay:
+-- a message keeps its provider's key (messages_inbound_provider_key), so a
+-- provider's retry of a pruned event is stored as a new event and still makes
+-- no second message. Dead letters and events waiting for a retry are never
+-- pruned: an operator replays or purges them. SKIP LOCKED passes over a row
+-- that something else holds. Answers how many were deleted.
+-- $1 float8 retention in seconds   $2 int at most this many rows
+WITH deleted AS (
+    DELETE FROM inbound_events
+    WHERE id = ANY(ARRAY(
+        SELECT id
+        FROM inbound_events
+        WHERE status = 'processed' AND received_at < now() - make_interval(secs => $1)
+        ORDER BY received_at
+        LIMIT $2
+        FOR UPDATE SKIP LOCKED
+    ))
+    RETURNING 1
+)
+SELECT count(*)::int FROM deleted;

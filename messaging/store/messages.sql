@@ -3,8 +3,12 @@
 -- (insert_missing_conversations ran first in the same transaction); if one did
 -- not, conversation_id would be NULL and the statement would fail rather than
 -- lose the message.
--- A message is unique on its event: an event that already has one (replayed, or
--- processed under a claim that had timed out) inserts nothing and counts nothing.
+-- An inbound message is unique on its provider's key, (channel, provider message
+-- id): an event whose message exists already (replayed, processed under a claim
+-- that had timed out, or a provider's retry that came after retention pruned the
+-- first event) inserts nothing and counts nothing. The NOT EXISTS probe of
+-- messages_inbound_provider_key skips them without an exception path; ON
+-- CONFLICT covers a concurrent batch's insert since this statement's snapshot.
 -- Answers one row per conversation with the messages it gained and the latest
 -- of their sent_at, for conversations.sql:add_messages to add to the conversation. The
 -- conversations are not updated here: the foreign key checks of this statement
@@ -34,9 +38,16 @@ inserted AS (
            ON c.kind = i.kind
           AND c.participant_a = i.participant_a
           AND c.participant_b = i.participant_b
-    WHERE NOT EXISTS (SELECT 1 FROM messages AS m WHERE m.inbound_event_id = i.inbound_event_id)
+    WHERE NOT EXISTS (
+        SELECT 1
+        FROM messages AS m
+        WHERE m.direction = 'inbound'
+          AND (CASE WHEN m.message_type = 'email' THEN 'email' ELSE 'sms' END)
+              = (CASE WHEN i.message_type = 'email' THEN 'email' ELSE 'sms' END)
+          AND m.provider_message_id = i.provider_message_id)
     ORDER BY i.inbound_event_id
-    ON CONFLICT (inbound_event_id) DO NOTHING
+    ON CONFLICT ((CASE WHEN message_type = 'email' THEN 'email' ELSE 'sms' END),
+                 provider_message_id) WHERE direction = 'inbound' DO NOTHING
     RETURNING conversation_id, sent_at
 )
 SELECT conversation_id AS id, count(*)::int AS messages, max(sent_at) AS last_sent_at

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from messaging.models import StreamPosition as Position
-from messaging.store.db import connection, transaction
+from messaging.store.db import Conn, connection
 from messaging.store.messages import MessageRecord
 from messaging.store.queries import query
 
@@ -88,9 +88,8 @@ async def head(pool: asyncpg.Pool) -> Position:
     return Position(row["xid"], row["id"])
 
 
-async def prune(pool: asyncpg.Pool, *, retention_s: float, limit: int) -> int:
+async def prune(conn: Conn, *, retention_s: float, limit: int) -> int:
     """Delete up to `limit` of the oldest events older than the retention, moving
-    the horizon; how many were deleted."""
-    async with transaction(pool) as conn:
-        deleted: int = await conn.fetchval(_PRUNE, retention_s, limit)
+    the horizon (in the caller's transaction); how many were deleted."""
+    deleted: int = await conn.fetchval(_PRUNE, retention_s, limit)
     return deleted

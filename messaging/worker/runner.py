@@ -37,6 +37,7 @@ from messaging.worker.backoff import RetryPolicy
 from messaging.worker.delivery import DeliveryLoop
 from messaging.worker.inbound import InboundLoop
 from messaging.worker.listener import Listener
+from messaging.worker.retention import Pruner, RetentionPolicy
 from messaging.worker.sweep import Sweeper, event_queue, send_queue
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ class Worker:
             max_attempts=retry.max_attempts,
             events=event_queue(retry, self.inbound.wake),
             sends=send_queue(self.delivery.wake),
-            stream_retention_s=settings.stream_retention_secs,
+            pruner=Pruner(pool, metrics, RetentionPolicy.from_settings(settings)),
         )
         self.listener: Listener | None = listener
         # A listener handed in is its owner's (the app's, shared with the API

@@ -11,8 +11,10 @@ Every MESSAGING_SWEEP_INTERVAL_MS, for each queue, it
 - refreshes the queue's gauge (and the NOTIFY-queue gauge);
 - wakes the queue's loop when work is due: retries whose time has come, stale
   claims just returned, and anything a lost notification left behind.
-Then it prunes the stream's log of events older than its retention
-(MESSAGING_STREAM_RETENTION_SECS), in bounded batches, oldest first.
+Then it runs a few batches of retention (retention.py): processed events, old
+Idempotency-Keys and the stream's log, PRUNE_BATCHES_PER_SWEEP batches of each at
+most, one process at a time, so that a large backlog of old rows is worked off
+over many sweeps and never holds up the stale claims.
 With MESSAGING_LISTEN off it is the only thing that wakes the loops (but for a
 delivery loop's own retries).
 
@@ -32,19 +34,20 @@ from dataclasses import dataclass
 import asyncpg
 
 from messaging.metrics import Metrics
-from messaging.store import inbound_events, messages, stream_events
+from messaging.store import inbound_events, messages
 from messaging.store.claims import Failure, Outcome, StaleClaim
 from messaging.store.db import Conn, is_transient, transaction
 from messaging.worker.backoff import RetryPolicy
 from messaging.worker.loop import describe
+from messaging.worker.retention import Pruned, Pruner
 
 log = logging.getLogger(__name__)
 
 # Stale claims returned per transaction.
 STALE_BATCH = 1000
-# Stream log rows deleted per transaction, and transactions per sweep at most:
-# short locks and small WAL bursts, and still 100 times a busy log's growth.
-PRUNE_BATCH = 1000
+# Retention's batches per table and sweep at most: with the default batch
+# (1,000 rows) and sweep interval (1 s), up to 10,000 rows a second per table,
+# many times the growth of a busy service, in under a second of each sweep.
 PRUNE_BATCHES_PER_SWEEP = 10
 
 
@@ -80,7 +83,7 @@ class QueueSweep:
 class SweepResult:
     events: QueueSweep
     sends: QueueSweep
-    stream_pruned: int  # events deleted from the stream's log
+    pruned: Pruned  # what retention deleted
 
 
 def event_queue(retry: RetryPolicy, wake: Callable[[], None]) -> SweptQueue:
@@ -142,7 +145,7 @@ class Sweeper:
         max_attempts: int,
         events: SweptQueue,
         sends: SweptQueue,
-        stream_retention_s: float,
+        pruner: Pruner,
     ) -> None:
         self._pool = pool
         self._metrics = metrics
@@ -151,7 +154,7 @@ class Sweeper:
         self._max_attempts = max_attempts
         self._events = events
         self._sends = sends
-        self._stream_retention_s = stream_retention_s
+        self._pruner = pruner
         self._stopping = asyncio.Event()
 
     def stop(self) -> None:
@@ -175,22 +178,15 @@ class Sweeper:
         return SweepResult(
             events=await self._sweep(self._events),
             sends=await self._sweep(self._sends),
-            stream_pruned=await self._prune_stream(),
+            pruned=await self._prune(),
         )
 
-    async def _prune_stream(self) -> int:
-        pruned = 0
-        for _ in range(PRUNE_BATCHES_PER_SWEEP):
-            deleted = await stream_events.prune(
-                self._pool, retention_s=self._stream_retention_s, limit=PRUNE_BATCH
-            )
-            pruned += deleted
-            if deleted < PRUNE_BATCH:
-                break
-        if pruned:
+    async def _prune(self) -> Pruned:
+        pruned = await self._pruner.prune(batches_per_table=PRUNE_BATCHES_PER_SWEEP)
+        if pruned.total:
             log.info(
-                "stream log pruned",
-                extra={"action": "stream_pruned", "deleted": pruned},
+                "retention pruned",
+                extra={"action": "pruned", **pruned.deleted, "more": pruned.more},
             )
         return pruned
 

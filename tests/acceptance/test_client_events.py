@@ -28,7 +28,7 @@ from messaging.client import (
 )
 from messaging.config import Settings
 from messaging.store import stream_events
-from messaging.store.db import create_pool
+from messaging.store.db import direct
 from tests.support.aliases import ServerFactory
 from tests.support.payloads import EMAIL_SEND, EMAIL_WEBHOOK, SMS_SEND, SMS_WEBHOOK
 from tests.support.processes import ServeProcess, terminate_quietly
@@ -186,11 +186,8 @@ async def test_a_position_older_than_the_log_keeps_raises_stream_expired(
         position = consumer.events[0].id
         await consumer.stop()
 
-        pool = await create_pool(database_url, size=1)
-        try:
-            assert await stream_events.prune(pool, retention_s=0, limit=100) >= 2
-        finally:
-            await pool.close()
+        async with direct(database_url) as conn:
+            assert await stream_events.prune(conn, retention_s=0, limit=100) >= 2
         stream = client.events(last_event_id=position)
         with pytest.raises(StreamExpired) as expired:
             await anext(stream)

@@ -19,6 +19,7 @@ from messaging.config import Settings
 from messaging.http.keys import STREAM_HUB
 from messaging.models import StreamPosition
 from messaging.store import stream_events
+from messaging.store.db import transaction
 from tests.support import arrange
 from tests.support.aliases import ServerFactory
 from tests.support.payloads import SMS_SEND, SMS_WEBHOOK
@@ -202,7 +203,8 @@ async def test_a_position_older_than_the_log_keeps_is_gone(
         seen = await s.events(3)
     finally:
         await context.__aexit__(None, None, None)
-    assert await stream_events.prune(pool, retention_s=0, limit=2) == 2
+    async with transaction(pool) as conn:
+        assert await stream_events.prune(conn, retention_s=0, limit=2) == 2
 
     async with service.session.get(
         service.url("/api/events"), headers={"Last-Event-ID": start}

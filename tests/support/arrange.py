@@ -40,23 +40,25 @@ async def message(
     attachments: list[str] | None = None,
     status: str | None = None,
 ) -> int:
-    event_id = None
+    event_id = provider_message_id = None
     if direction == "inbound":
-        event_id = await db.fetchval(
+        event_id, provider_message_id = await db.fetchrow(
             "INSERT INTO inbound_events (channel, provider_message_id, message_type,"
             " from_address, to_address, payload, status)"
-            " VALUES ($1, gen_random_uuid()::text, $2, $3, $4, '{}', 'processed') RETURNING id",
+            " VALUES ($1, gen_random_uuid()::text, $2, $3, $4, '{}', 'processed')"
+            " RETURNING id, provider_message_id",
             "email" if message_type == "email" else "sms",
             message_type,
             from_address,
             to_address,
         )
     message_id = await db.fetchval(
-        "INSERT INTO messages (conversation_id, inbound_event_id, direction, message_type,"
-        " from_address, to_address, body, attachments, sent_at, status)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9, $10) RETURNING id",
+        "INSERT INTO messages (conversation_id, inbound_event_id, provider_message_id,"
+        " direction, message_type, from_address, to_address, body, attachments, sent_at, status)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11) RETURNING id",
         conversation_id,
         event_id,
+        provider_message_id,
         direction,
         message_type,
         from_address,
