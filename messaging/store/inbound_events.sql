@@ -193,7 +193,7 @@ LIMIT $2;
 -- `messaging replay ID...`: requeues the given events that are dead letters or
 -- waiting for a retry, due now with their attempts reset. Any other status is
 -- left alone (a processed event is not replayed; even if it were, messages are
--- unique on their event, so a replay can never make a second message).
+-- unique on their provider's key, so a replay can never make a second message).
 -- Answers one row per distinct requested id: its status before (NULL when there
 -- is no such event) and whether it was requeued.
 -- $1 bigint[] event ids

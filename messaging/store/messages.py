@@ -1,6 +1,7 @@
 """The messages table: inbound messages inserted by the worker's batches, sends
 queued by the API, the sends as a delivery queue (claims, outcomes, stale
-claims, the gauge), and the reads of a conversation's messages.
+claims, the gauge), the reads of a conversation's messages, and the operator's
+counts, failed sends and their retry.
 
 Every statement is a named query in messages.sql beside this module. Each
 delivery outcome is recorded only while this processor still holds the claim
@@ -42,6 +43,10 @@ _FAIL_STALE = query("messages.sql", "fail_stale_sends")
 _STATS = query("messages.sql", "send_queue_stats")
 _LIST = query("messages.sql", "list_messages")
 _GET = query("messages.sql", "get_message")
+_SEND_COUNTS = query("messages.sql", "send_counts")
+_LIST_FAILED = query("messages.sql", "list_failed_sends")
+_RETRY_FAILED = query("messages.sql", "retry_failed_send")
+_NOTIFY = query("notify.sql", "notify")
 
 
 class NewMessage(NamedTuple):
@@ -121,9 +126,56 @@ class MessageRecord:
         return cls(**values)
 
 
+@dataclass(frozen=True, slots=True)
+class SendRecord:
+    """A send as the operator's view shows it: where it stands in delivery."""
+
+    id: int
+    conversation_id: int
+    message_type: str
+    from_address: str
+    to_address: str
+    status: str
+    delivery_attempts: int
+    last_error: str | None
+    provider_message_id: str | None
+    created_at: datetime  # queued (the send's commit)
+    next_attempt_at: datetime
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> SendRecord:
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True, slots=True)
+class SendCounts:
+    """Sends by status: exact but for the sent ones, which are estimated (None
+    until the table has been analyzed)."""
+
+    queued: int
+    sending: int
+    failed: int
+    sent_estimate: int | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> SendCounts:
+        return cls(**dict(row))
+
+
+@dataclass(frozen=True, slots=True)
+class SendRetry:
+    """What a retry of a failed send found: the message's status before (None:
+    no such message) and direction, and the send once queued again (None if it
+    was not)."""
+
+    status_before: str | None
+    direction: str | None
+    send: SendRecord | None
+
+
 async def insert_inbound(conn: Conn, messages: Sequence[NewMessage]) -> list[Gained]:
-    """Insert a batch's messages (unique on their event: one that exists inserts
-    nothing); what each conversation gained. Their conversations must exist."""
+    """Insert a batch's messages (unique on their provider's key: one that exists
+    inserts nothing); what each conversation gained. Their conversations must exist."""
     # One list per column, in NewMessage's field order (the statement's $1..$11).
     columns = [list(column) for column in zip(*messages, strict=True)]
     rows = await conn.fetch(_INSERT_INBOUND, *columns)
@@ -235,3 +287,31 @@ async def get_message(pool: asyncpg.Pool, message_id: int) -> MessageRecord:
     if row is None:
         raise NotFound(f"There is no message {message_id}.")
     return MessageRecord.from_row(row)
+
+
+async def send_counts(conn: Conn) -> SendCounts:
+    row = await conn.fetchrow(_SEND_COUNTS)
+    assert row is not None
+    return SendCounts.from_row(row)
+
+
+async def list_failed_sends(conn: Conn, *, limit: int, offset: int) -> Page[SendRecord]:
+    """A page of the failed sends, oldest first, and how many there are."""
+    rows = await conn.fetch(_LIST_FAILED, limit, offset)
+    return Page(
+        items=[SendRecord.from_row(row) for row in rows if row["id"] is not None],
+        total=rows[0]["total"],
+    )
+
+
+async def retry_failed_send(conn: Conn, message_id: int) -> SendRetry:
+    """Queue a failed send again, due now with its attempts reset (under the same
+    provider idempotency key), and wake the delivery loops."""
+    async with conn.transaction():
+        row = await conn.fetchrow(_RETRY_FAILED, message_id)
+        assert row is not None
+        send = SendRecord.from_row(row) if row["id"] is not None else None
+        if send is not None:
+            # The notify trigger wakes the loops for inserted sends only.
+            await conn.execute(_NOTIFY, CHANNEL, "")
+    return SendRetry(row["status_before"], row["direction"], send)

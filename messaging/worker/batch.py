@@ -5,7 +5,7 @@ The transaction, in order:
 1. inbound_events.lock_claims: lock the batch's events still claimed by this
    processor (in id order); events whose claim the sweep took back are left out;
 2. conversations.insert_missing: create the conversations that do not exist yet;
-3. messages.insert_inbound: insert the messages (unique on their event);
+3. messages.insert_inbound: insert the messages (unique on their provider key);
 4. inbound_events.mark_processed;
 5. conversations.add_messages: add the new messages to their conversations'
    counts and last activity. The conversations, the only rows that concurrent
