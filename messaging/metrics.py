@@ -72,17 +72,17 @@ class Metrics:
             "Claims returned by the sweep after the claim timeout (a crashed worker).",
             registry=r,
         )
-        self.worker_batch = Histogram(
-            "messaging_worker_batch_size",
-            "Events per claimed batch.",
-            registry=r,
-            buckets=_BATCH_BUCKETS,
         self.pruned_rows_total = Counter(
             "messaging_pruned_rows_total",
             "Rows deleted by retention, by table (inbound_events, idempotency_keys, "
             "stream_events).",
             registry=r,
         )
+        self.worker_batch = Histogram(
+            "messaging_worker_batch_size",
+            "Events per claimed batch.",
+            registry=r,
+            buckets=_BATCH_BUCKETS,
         )
         self.processing_latency = Histogram(
             "messaging_event_latency_seconds",
@@ -184,12 +184,13 @@ class Metrics:
             registry=r,
             buckets=_LATENCY_BUCKETS,
         )
-        # The counters the alerts watch with increase() (deploy/prometheus/alerts.yml)
-        # start at 0: a series born at 1 has no increase, and the first dead letter
-        # or failed send after a start would raise no alert.
+        # The counters the alerts and the dashboard (deploy/) read with increase() and
+        # rate() start at 0: a series born at 1 has no increase, and the first dead
+        # letter or failed send after a start would raise no alert.
         self.events_dead_lettered_total.set({}, 0)
-        for channel in ("sms", "email"):
-            self.sends_failed_total.set({"channel": channel}, 0)
+        for counter in (self.sends_sent_total, self.sends_retried_total, self.sends_failed_total):
+            for channel in ("sms", "email"):
+                counter.set({"channel": channel}, 0)
 
     def send_request(self, channel: str, outcome: str, seconds: float) -> None:
         self.send_requests.inc({"channel": channel, "outcome": outcome})
@@ -256,14 +257,14 @@ class Metrics:
     def stale_claims_returned(self, count: int) -> None:
         self.events_stale_claims_total.add({}, count)
 
+    def pruned(self, table: str, rows: int) -> None:
+        self.pruned_rows_total.add({"table": table}, rows)
+
     def listener_reconnected(self) -> None:
         self.listener_reconnects.inc({})
 
     def listener_state(self, *, up: bool) -> None:
         self.listener_up.set({}, 1 if up else 0)
-
-    def pruned(self, table: str, rows: int) -> None:
-        self.pruned_rows_total.add({"table": table}, rows)
 
     def stream_opened(self) -> None:
         self._streams_open += 1
