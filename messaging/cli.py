@@ -351,19 +351,6 @@ def _replay(settings: Settings, args: argparse.Namespace) -> None:
         sys.exit(1)
 
 
-class _Refused(Exception):
-    """A keys command that did nothing, and why (exit code 1)."""
-
-
-@asynccontextmanager
-async def _keys_connection(url: str) -> AsyncIterator[asyncpg.Connection]:
-    from messaging.store.db import direct
-    from messaging.store.schema_migrations import pending_migrations
-
-    async with direct(url) as conn:
-        pending = await pending_migrations(conn)
-        if pending:
-            raise _Refused(
 def _prune(settings: Settings, args: argparse.Namespace) -> None:
     from messaging.metrics import Metrics
     from messaging.store.db import create_pool
@@ -386,6 +373,19 @@ def _prune(settings: Settings, args: argparse.Namespace) -> None:
     print(f"pruned {pruned.total} row(s) in {elapsed:.1f} s: {counts or 'retention is off'}")
 
 
+class _Refused(Exception):
+    """A keys command that did nothing, and why (exit code 1)."""
+
+
+@asynccontextmanager
+async def _keys_connection(url: str) -> AsyncIterator[asyncpg.Connection]:
+    from messaging.store.db import direct
+    from messaging.store.schema_migrations import pending_migrations
+
+    async with direct(url) as conn:
+        pending = await pending_migrations(conn)
+        if pending:
+            raise _Refused(
                 f"the database lacks {len(pending)} migration(s) ({', '.join(pending)}): "
                 "run `messaging migrate` first"
             )

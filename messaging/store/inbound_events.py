@@ -40,11 +40,11 @@ _QUEUE_STATS = query("inbound_events.sql", "queue_stats")
 _LIST = query("inbound_events.sql", "list_events")
 _REPLAY = query("inbound_events.sql", "replay_events")
 _REPLAY_DEAD = query("inbound_events.sql", "replay_dead_letters")
+_PRUNE = query("inbound_events.sql", "prune_events")
 _NOTIFY = query("notify.sql", "notify")
 
 
 class ClaimedEvent(NamedTuple):
-_PRUNE = query("inbound_events.sql", "prune_events")
     """An event this worker holds: status processing, its attempt counted.
 
     A NamedTuple rather than a frozen dataclass: a worker makes one per event,
