@@ -25,8 +25,7 @@ POLICY = RetentionPolicy(
 async def age(db: asyncpg.Connection, table: str, column: str, ids: list[int], days: int) -> None:
     key = "key" if table == "idempotency_keys" else "id"
     await db.execute(
-        f"UPDATE {table} SET {column} = {column} - make_interval(days => $2)"  # noqa: S608
-        f" WHERE {key} = ANY($1)",
+        f"UPDATE {table} SET {column} = {column} - make_interval(days => $2) WHERE {key} = ANY($1)",
         ids,
         days,
     )
