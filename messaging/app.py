@@ -14,7 +14,9 @@ The app owns the process's one LISTEN connection (unless MESSAGING_LISTEN is
 off), shared by the event stream's hub, the worker and the API keys' cache: it
 is made here, its subscribers subscribe in their cleanup contexts, and the last
 context starts it once they all have, so that `serve --no-worker` still hears
-the stream's log and key revocations.
+the stream's log and key revocations. Only the process's heartbeat (its row in
+the processes table, for the operator's view) comes after: it reports on the
+listener.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from aiohttp import web
 from messaging.apikeys import CHANNEL as API_KEYS_CHANNEL
 from messaging.apikeys import KeyCache
 from messaging.config import WEBHOOK_SECRETS_VARIABLES, Settings
+from messaging.heartbeat import Heartbeat
 from messaging.http import auth, conversations, events, health, openapi, sends, webhooks
 from messaging.http.access_log import ACCESS_LOG, AccessLog
 from messaging.http.body import BODY_LIMITS, HANDLER_ARGS, BodyLimits
@@ -110,6 +113,7 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
         app.cleanup_ctx.append(_worker)
     if LISTENER in app:
         app.cleanup_ctx.append(_listener)
+    app.cleanup_ctx.append(_heartbeat)
     return app
 
 
@@ -254,6 +258,24 @@ async def _listener(app: web.Application) -> AsyncIterator[None]:
     listener.start()
     yield
     await listener.close()
+
+
+async def _heartbeat(app: web.Application) -> AsyncIterator[None]:
+    """After the listener has started, so that it reports on it; stopped first,
+    so that a stopping process leaves the operator's view at once (its row is
+    deleted) rather than showing its listener closed. A process with a worker
+    beats under the worker's processor id, the id its claims carry."""
+    settings = app[SETTINGS]
+    heartbeat = Heartbeat(
+        app[POOL],
+        process_id=app[WORKER].processor_id if WORKER in app else new_processor_id(),
+        kind="serve" if WORKER in app else "api",
+        period_s=settings.heartbeat_secs,
+        listener=app.get(LISTENER),
+    )
+    heartbeat.start()
+    yield
+    await heartbeat.stop()
 
 
 def _enabled(listener: Listener) -> health.ReadinessCheck:

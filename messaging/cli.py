@@ -239,6 +239,7 @@ def _worker(settings: Settings, args: argparse.Namespace) -> None:
 async def _run_worker(settings: Settings) -> None:
     """Run a worker until SIGTERM or SIGINT, then stop it cleanly: no new claims,
     the batch in hand and the sends in flight finished, connections closed."""
+    from messaging.heartbeat import Heartbeat
     from messaging.metrics import Metrics
     from messaging.providers.client import open_providers
     from messaging.store.db import create_pool
@@ -256,8 +257,21 @@ async def _run_worker(settings: Settings) -> None:
             worker = Worker(settings, pool, metrics, providers)
             async with _worker_http(settings, pool, metrics, worker):
                 await worker.start()
-                await stop.wait()
-                log.info("stopping", extra={"action": "signal"})
+                # Under the worker's processor id, the id its claims carry; stopped
+                # first, so that a stopping worker leaves the operator's view at once.
+                heartbeat = Heartbeat(
+                    pool,
+                    process_id=worker.processor_id,
+                    kind="worker",
+                    period_s=settings.heartbeat_secs,
+                    listener=worker.listener,
+                )
+                heartbeat.start()
+                try:
+                    await stop.wait()
+                    log.info("stopping", extra={"action": "signal"})
+                finally:
+                    await heartbeat.stop()
                 await worker.stop()
     finally:
         await pool.close()

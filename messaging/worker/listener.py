@@ -23,7 +23,8 @@ import logging
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 import asyncpg
 
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 # Called with the notification's payload ('' after a (re)connection).
 Subscriber = Callable[[str], None]
+# What the process's heartbeat reports (heartbeat.py): connecting is before the
+# first connection, reconnecting after a lost one, off once closing.
+ListenerState = Literal["listening", "connecting", "reconnecting", "off"]
 
 
 class Listener:
@@ -72,6 +76,8 @@ class Listener:
         self._connections = 0
         self._last_check_ok: float | None = None
         self._last_error: str | None = None
+        # Wall-clock time of the last change of state, for the operator's view.
+        self._state_since = datetime.now(UTC)
         # Down until the first connection listens: a process that never manages to
         # listen is seen down (messaging_listener_up), not absent.
         metrics.listener_state(up=False)
@@ -86,6 +92,20 @@ class Listener:
     @property
     def connected(self) -> bool:
         return self._conn is not None and not self._conn.is_closed()
+
+    @property
+    def state(self) -> ListenerState:
+        if self._closing.is_set():
+            return "off"
+        if self.connected:
+            return "listening"
+        return "reconnecting" if self._connections else "connecting"
+
+    @property
+    def state_since(self) -> datetime:
+        """When the state last changed (a closed connection not yet noticed
+        still counts as listening)."""
+        return self._state_since
 
     @property
     def application_name(self) -> str:
@@ -142,6 +162,7 @@ class Listener:
                 await self._watch(conn)
             finally:
                 self._conn = None
+                self._state_since = datetime.now(UTC)
                 self._metrics.listener_state(up=False)
                 await self._disconnect(conn)
             # A connection that stayed up a while was a success: start the backoff
@@ -172,6 +193,7 @@ class Listener:
             raise
         self._conn = conn
         self._connections += 1
+        self._state_since = datetime.now(UTC)
         self._metrics.listener_state(up=True)
         self._last_check_ok = time.monotonic()
         if self._connections > 1:
