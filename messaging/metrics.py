@@ -53,6 +53,11 @@ class Metrics:
         self.events_queued = Gauge(
             "messaging_events_queued", "Inbound events due for processing.", registry=r
         )
+        self.events_oldest_due_age = Gauge(
+            "messaging_events_oldest_due_age_seconds",
+            "How long the oldest inbound event due for processing has been due (0: none is).",
+            registry=r,
+        )
         self.events_claimed_total = Counter(
             "messaging_events_claimed_total", "Inbound events claimed by a worker.", registry=r
         )
@@ -283,8 +288,11 @@ class Metrics:
     def stream_events_sent(self, count: int) -> None:
         self._stream_events_sent += count
 
-    def queue_observed(self, due: int, notification_queue_usage: float) -> None:
+    def queue_observed(
+        self, due: int, oldest_due_age_s: float, notification_queue_usage: float
+    ) -> None:
         self.events_queued.set({}, due)
+        self.events_oldest_due_age.set({}, oldest_due_age_s)
         self.notification_queue_usage.set({}, notification_queue_usage)
 
     def render(self, accept: list[str]) -> tuple[bytes, dict[str, str]]:

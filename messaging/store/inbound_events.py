@@ -80,6 +80,7 @@ class Stored:
 @dataclass(frozen=True, slots=True)
 class QueueStats:
     due: int
+    oldest_due_age_s: float  # how long the oldest due event has been due; 0: none is
     notification_queue_usage: float
 
 
@@ -188,7 +189,11 @@ async def queue_stats(pool: asyncpg.Pool) -> QueueStats:
     async with connection(pool) as conn:
         row = await conn.fetchrow(_QUEUE_STATS)
     assert row is not None
-    return QueueStats(due=row["due"], notification_queue_usage=row["notification_queue_usage"])
+    return QueueStats(
+        due=row["due"],
+        oldest_due_age_s=row["oldest_due_age_s"],
+        notification_queue_usage=row["notification_queue_usage"],
+    )
 
 
 async def list_events(conn: Conn, status: str, limit: int) -> list[EventSummary]:

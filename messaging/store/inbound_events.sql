@@ -171,12 +171,19 @@ SET status = CASE WHEN attempt_count > 1 THEN 'error' ELSE 'received' END,
 WHERE id = ANY($1::bigint[]) AND status = 'processing' AND processor_id = $2;
 
 -- name: queue_stats
--- For the gauges: how many events are due now (answered from the claim's partial
--- index) and the fraction of the server's NOTIFY queue in use (a listener that
--- stops reading fills it; at 100% every NOTIFY, so every webhook, fails).
+-- For the gauges and the operator's view: how many events are due now, how long
+-- the oldest of them has been due (0 when none is: the backlog's age, which the
+-- alerts watch), both answered from the claim's partial index (the age is its
+-- first entry), and the fraction of the server's NOTIFY queue in use (a listener
+-- that stops reading fills it; at 100% every NOTIFY, so every webhook, fails).
 SELECT (SELECT count(*)
         FROM inbound_events
         WHERE status IN ('received', 'error') AND next_attempt_at <= now()) AS due,
+       coalesce(extract(epoch FROM now() - (
+           SELECT min(next_attempt_at)
+           FROM inbound_events
+           WHERE status IN ('received', 'error') AND next_attempt_at <= now())), 0)::float8
+           AS oldest_due_age_s,
        pg_notification_queue_usage() AS notification_queue_usage;
 
 -- name: list_events

@@ -89,7 +89,7 @@ class SweepResult:
 def event_queue(retry: RetryPolicy, wake: Callable[[], None]) -> SweptQueue:
     async def observe(pool: asyncpg.Pool, metrics: Metrics) -> int:
         stats = await inbound_events.queue_stats(pool)
-        metrics.queue_observed(stats.due, stats.notification_queue_usage)
+        metrics.queue_observed(stats.due, stats.oldest_due_age_s, stats.notification_queue_usage)
         return stats.due
 
     return SweptQueue(
