@@ -33,7 +33,7 @@ from messaging.apikeys import CHANNEL as API_KEYS_CHANNEL
 from messaging.apikeys import KeyCache
 from messaging.config import WEBHOOK_SECRETS_VARIABLES, Settings
 from messaging.heartbeat import Heartbeat
-from messaging.http import auth, conversations, events, health, openapi, sends, webhooks
+from messaging.http import admin, auth, conversations, events, health, openapi, sends, webhooks
 from messaging.http.access_log import ACCESS_LOG, AccessLog
 from messaging.http.body import BODY_LIMITS, HANDLER_ARGS, BodyLimits
 from messaging.http.keys import (
@@ -98,6 +98,7 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
     app.add_routes(webhooks.routes())
     app.add_routes(auth.require("read", conversations.routes(), keys))
     app.add_routes(auth.require("read", events.routes(), keys))
+    app.add_routes(auth.require("admin", admin.routes(), keys))
     app.add_routes(health.routes())
     app.add_routes(openapi.routes(mock_providers=settings.mock_providers))
     if settings.mock_providers:

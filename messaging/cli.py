@@ -359,8 +359,7 @@ def _replay(settings: Settings, args: argparse.Namespace) -> None:
     print(f"requeued {len(requeued)} event(s)" + (f": {_ids(requeued)}" if requeued else ""))
     refused = [r for r in results if not r.requeued]
     for r in refused:
-        reason = "no such event" if r.status_before is None else f"status is {r.status_before}"
-        print(f"not requeued: {r.event_id} ({reason}; only dead_letter and error are replayed)")
+        print(f"not requeued: {r.event_id} ({r.refusal})")
     if refused:
         sys.exit(1)
 

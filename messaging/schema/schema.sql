@@ -260,6 +260,7 @@ CREATE TABLE public.messages (
     CONSTRAINT messages_delivery_attempts_check CHECK ((delivery_attempts >= 0)),
     CONSTRAINT messages_direction_check CHECK ((direction = ANY (ARRAY['inbound'::text, 'outbound'::text]))),
     CONSTRAINT messages_inbound_has_event CHECK (((direction <> 'inbound'::text) OR (inbound_event_id IS NOT NULL))),
+    CONSTRAINT messages_inbound_has_provider_id CHECK (((direction <> 'inbound'::text) OR (provider_message_id IS NOT NULL))),
     CONSTRAINT messages_message_type_check CHECK ((message_type = ANY (ARRAY['sms'::text, 'mms'::text, 'email'::text]))),
     CONSTRAINT messages_sending_has_claim CHECK (((status <> 'sending'::text) OR ((processor_id IS NOT NULL) AND (claimed_at IS NOT NULL)))),
     CONSTRAINT messages_sent_has_provider_id CHECK (((status <> 'sent'::text) OR (provider_message_id IS NOT NULL))),
@@ -279,6 +280,28 @@ ALTER TABLE public.messages ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     NO MINVALUE
     NO MAXVALUE
     CACHE 1
+);
+
+
+--
+-- Name: processes; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.processes (
+    id text NOT NULL,
+    kind text NOT NULL,
+    host text NOT NULL,
+    pid integer NOT NULL,
+    version text NOT NULL,
+    heartbeat_secs double precision NOT NULL,
+    started_at timestamp with time zone DEFAULT now() NOT NULL,
+    heartbeat_at timestamp with time zone DEFAULT now() NOT NULL,
+    listener_state text NOT NULL,
+    listener_since timestamp with time zone NOT NULL,
+    CONSTRAINT processes_heartbeat_secs_check CHECK ((heartbeat_secs > (0)::double precision)),
+    CONSTRAINT processes_id_check CHECK (((length(id) >= 1) AND (length(id) <= 300))),
+    CONSTRAINT processes_kind_check CHECK ((kind = ANY (ARRAY['serve'::text, 'api'::text, 'worker'::text]))),
+    CONSTRAINT processes_listener_state_check CHECK ((listener_state = ANY (ARRAY['listening'::text, 'connecting'::text, 'reconnecting'::text, 'off'::text])))
 );
 
 
@@ -417,19 +440,19 @@ ALTER TABLE ONLY public.inbound_events
 
 
 --
--- Name: messages messages_inbound_event_id_key; Type: CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages
-    ADD CONSTRAINT messages_inbound_event_id_key UNIQUE (inbound_event_id);
-
-
---
 -- Name: messages messages_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
 ALTER TABLE ONLY public.messages
     ADD CONSTRAINT messages_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: processes processes_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.processes
+    ADD CONSTRAINT processes_pkey PRIMARY KEY (id);
 
 
 --
@@ -472,10 +495,24 @@ CREATE INDEX conversations_last_activity_idx ON public.conversations USING btree
 
 
 --
+-- Name: idempotency_keys_created_at_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX idempotency_keys_created_at_idx ON public.idempotency_keys USING btree (created_at);
+
+
+--
 -- Name: inbound_events_claimed_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX inbound_events_claimed_idx ON public.inbound_events USING btree (claimed_at) WHERE (status = 'processing'::text);
+
+
+--
+-- Name: inbound_events_dead_letter_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX inbound_events_dead_letter_idx ON public.inbound_events USING btree (id) WHERE (status = 'dead_letter'::text);
 
 
 --
@@ -486,10 +523,35 @@ CREATE INDEX inbound_events_due_idx ON public.inbound_events USING btree (next_a
 
 
 --
+-- Name: inbound_events_processed_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX inbound_events_processed_idx ON public.inbound_events USING btree (received_at) WHERE (status = 'processed'::text);
+
+
+--
 -- Name: messages_conversation_sent_at_idx; Type: INDEX; Schema: public; Owner: -
 --
 
 CREATE INDEX messages_conversation_sent_at_idx ON public.messages USING btree (conversation_id, sent_at, id);
+
+
+--
+-- Name: messages_failed_idx; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE INDEX messages_failed_idx ON public.messages USING btree (id) WHERE (status = 'failed'::text);
+
+
+--
+-- Name: messages_inbound_provider_key; Type: INDEX; Schema: public; Owner: -
+--
+
+CREATE UNIQUE INDEX messages_inbound_provider_key ON public.messages USING btree ((
+CASE
+    WHEN (message_type = 'email'::text) THEN 'email'::text
+    ELSE 'sms'::text
+END), provider_message_id) WHERE (direction = 'inbound'::text);
 
 
 --
@@ -565,14 +627,6 @@ ALTER TABLE ONLY public.messages
 
 
 --
--- Name: messages messages_inbound_event_id_fkey; Type: FK CONSTRAINT; Schema: public; Owner: -
---
-
-ALTER TABLE ONLY public.messages
-    ADD CONSTRAINT messages_inbound_event_id_fkey FOREIGN KEY (inbound_event_id) REFERENCES public.inbound_events(id);
-
-
---
 -- PostgreSQL database dump complete
 --
 
@@ -592,4 +646,7 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261127000020'),
     ('20261127000021'),
     ('20261201000000'),
-    ('20261206000000');
+    ('20261206000000'),
+    ('20261206120000'),
+    ('20261206120100'),
+    ('20261206120110');

@@ -1,6 +1,7 @@
 """The inbound_events table: webhooks stored (the group commit's one INSERT), the
 queue the worker claims from, failures and stale claims, gauges, and the
-operator's listing and replay.
+operator's counts, listing, replay and purge (the CLI and the admin API share
+each function).
 
 Every statement is a named query in inbound_events.sql beside this module.
 Functions that take the pool translate driver errors (store/db.py); transient
@@ -37,7 +38,10 @@ _RECORD_FAILURES = query("inbound_events.sql", "record_failures")
 _SELECT_STALE = query("inbound_events.sql", "select_stale_claims")
 _RELEASE = query("inbound_events.sql", "release_claims")
 _QUEUE_STATS = query("inbound_events.sql", "queue_stats")
+_STATUS_COUNTS = query("inbound_events.sql", "status_counts")
 _LIST = query("inbound_events.sql", "list_events")
+_COUNT = query("inbound_events.sql", "count_events")
+_PURGE = query("inbound_events.sql", "purge_dead_letter")
 _REPLAY = query("inbound_events.sql", "replay_events")
 _REPLAY_DEAD = query("inbound_events.sql", "replay_dead_letters")
 _PRUNE = query("inbound_events.sql", "prune_events")
@@ -85,6 +89,22 @@ class QueueStats:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusCounts:
+    """Events by status: exact but for the processed ones, which are estimated
+    (None until the table's statistics know its size)."""
+
+    received: int
+    error: int
+    processing: int
+    dead_letter: int
+    processed_estimate: int | None
+
+    @classmethod
+    def from_row(cls, row: asyncpg.Record) -> StatusCounts:
+        return cls(**dict(row))
+
+
+@dataclass(frozen=True, slots=True)
 class EventSummary:
     id: int
     channel: str
@@ -106,6 +126,21 @@ class ReplayResult:
     event_id: int
     status_before: str | None  # None: there is no such event
     requeued: bool
+
+    @property
+    def refusal(self) -> str | None:
+        """Why it was not requeued (the CLI's and the API's words), or None."""
+        if self.requeued:
+            return None
+        if self.status_before is None:
+            return "no such event"
+        return f"status is {self.status_before}; only dead_letter and error are replayed"
+
+
+@dataclass(frozen=True, slots=True)
+class Purge:
+    status_before: str | None  # None: there is no such event
+    purged: bool
 
 
 async def insert(conn: Conn, events: Sequence[InboundEvent]) -> list[Stored]:
@@ -196,9 +231,34 @@ async def queue_stats(pool: asyncpg.Pool) -> QueueStats:
     )
 
 
-async def list_events(conn: Conn, status: str, limit: int) -> list[EventSummary]:
-    rows = await conn.fetch(_LIST, status, limit)
+async def status_counts(conn: Conn) -> StatusCounts:
+    row = await conn.fetchrow(_STATUS_COUNTS)
+    assert row is not None
+    return StatusCounts.from_row(row)
+
+
+async def list_events(
+    conn: Conn, status: str, limit: int, *, offset: int = 0
+) -> list[EventSummary]:
+    """A page of the events in one status, oldest first (the CLI's `events` and
+    the operator's API)."""
+    rows = await conn.fetch(_LIST, status, limit, offset)
     return [EventSummary.from_row(row) for row in rows]
+
+
+async def count_events(conn: Conn, status: str) -> int:
+    """How many events are dead letters, or in error (the statuses that stay few)."""
+    if status not in ("dead_letter", "error"):
+        raise ValueError(f"only dead letters and errors are counted, not {status!r}")
+    total: int = await conn.fetchval(_COUNT, status)
+    return total
+
+
+async def purge_dead_letter(conn: Conn, event_id: int) -> Purge:
+    """Delete one dead letter for good; an event in another status is left alone."""
+    row = await conn.fetchrow(_PURGE, event_id)
+    assert row is not None
+    return Purge(row["status_before"], row["purged"])
 
 
 async def replay(conn: Conn, event_ids: Sequence[int]) -> list[ReplayResult]:

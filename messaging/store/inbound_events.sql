@@ -186,15 +186,73 @@ SELECT (SELECT count(*)
            AS oldest_due_age_s,
        pg_notification_queue_usage() AS notification_queue_usage;
 
+-- name: status_counts
+-- The operator's view: events in each status. Exact for the statuses that stay
+-- few, each counted from its partial index (inbound_events_due_idx for received
+-- and error, _claimed_idx for processing, _dead_letter_idx); the processed ones
+-- are most of a table that may hold tens of millions of rows, so they are
+-- estimated instead of counted: the live rows the statistics know of
+-- (pg_stat_user_tables, kept as rows come and go; the planner's reltuples when
+-- there is none), less the exact counts. NULL when neither is known yet.
+SELECT counts.*,
+       greatest(0, live.n - counts.received - counts.error - counts.processing
+                   - counts.dead_letter)::bigint AS processed_estimate
+FROM (SELECT (SELECT count(*) FROM inbound_events WHERE status = 'received') AS received,
+             (SELECT count(*) FROM inbound_events WHERE status = 'error') AS error,
+             (SELECT count(*) FROM inbound_events WHERE status = 'processing') AS processing,
+             (SELECT count(*) FROM inbound_events WHERE status = 'dead_letter') AS dead_letter
+     ) AS counts,
+     (SELECT coalesce((SELECT s.n_live_tup::float8
+                       FROM pg_stat_user_tables AS s
+                       WHERE s.relid = 'inbound_events'::regclass),
+                      (SELECT nullif(c.reltuples, -1)::float8
+                       FROM pg_class AS c
+                       WHERE c.oid = 'inbound_events'::regclass)) AS n) AS live;
+
 -- name: list_events
--- Events in one status, oldest first, for `messaging events`.
--- $1 text status   $2 int at most this many rows
-SELECT id, channel, provider_message_id, message_type, status, attempt_count,
-       next_attempt_at, last_error, received_at
-FROM inbound_events
-WHERE status = $1
-ORDER BY id
-LIMIT $2;
+-- A page of the events in one status, oldest first: `messaging events` and
+-- GET /api/admin/events. With the status a parameter, a plan cached for the
+-- statement (asyncpg prepares it; PostgreSQL may settle on a generic plan after
+-- five runs) could not know which partial index applies, and would walk the
+-- primary key past millions of processed rows to find a page of dead letters.
+-- So the statuses an operator lists often have a branch each with the status
+-- written out, on its own partial index; the branch whose status was not asked
+-- for is cut off by its one-time filter ($1 = ...) before it reads a row. The
+-- other statuses (the CLI's) share the last branch.
+-- $1 text status   $2 bigint at most this many rows   $3 bigint rows to skip
+(SELECT id, channel, provider_message_id, message_type, status, attempt_count,
+        next_attempt_at, last_error, received_at
+ FROM inbound_events
+ WHERE $1::text = 'dead_letter' AND status = 'dead_letter'
+ ORDER BY id
+ LIMIT $2 OFFSET $3)
+UNION ALL
+(SELECT id, channel, provider_message_id, message_type, status, attempt_count,
+        next_attempt_at, last_error, received_at
+ FROM inbound_events
+ WHERE $1::text = 'error' AND status = 'error'
+ ORDER BY id
+ LIMIT $2 OFFSET $3)
+UNION ALL
+(SELECT id, channel, provider_message_id, message_type, status, attempt_count,
+        next_attempt_at, last_error, received_at
+ FROM inbound_events
+ WHERE $1::text NOT IN ('dead_letter', 'error') AND status = $1::text
+ ORDER BY id
+ LIMIT $2 OFFSET $3)
+ORDER BY id;
+
+-- name: count_events
+-- How many events are in one status (dead_letter or error; NULL for another),
+-- for the total of GET /api/admin/events: each from its partial index, the
+-- one-time CASE choosing which count runs, for the reason list_events says.
+-- $1 text status
+SELECT CASE $1::text
+           WHEN 'dead_letter'
+               THEN (SELECT count(*) FROM inbound_events WHERE status = 'dead_letter')
+           WHEN 'error'
+               THEN (SELECT count(*) FROM inbound_events WHERE status = 'error')
+       END AS total;
 
 -- name: replay_events
 -- `messaging replay ID...`: requeues the given events that are dead letters or
@@ -225,8 +283,9 @@ LEFT JOIN requeued AS r USING (id)
 ORDER BY w.id;
 
 -- name: replay_dead_letters
--- `messaging replay --all-dead`: requeues every dead letter, due now with its
--- attempts reset. Answers their ids.
+-- `messaging replay --all-dead` and POST /api/admin/events/replay {"all_dead":
+-- true}: requeues every dead letter (found by inbound_events_dead_letter_idx),
+-- due now with its attempts reset. Answers their ids.
 UPDATE inbound_events
 SET status = 'received',
     attempt_count = 0,

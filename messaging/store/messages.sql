@@ -233,3 +233,72 @@ SELECT id, conversation_id, direction, message_type, from_address, to_address,
        body, false AS body_truncated, attachments::text AS attachments, sent_at, status
 FROM messages
 WHERE id = $1;
+
+-- name: send_counts
+-- The operator's view: sends by status. Exact for the statuses that stay few,
+-- each counted from its partial index (messages_outbound_due_idx for queued,
+-- _claimed_idx for sending, messages_failed_idx); the sent ones are most of a
+-- table that may hold tens of millions of messages, inbound ones among them, so
+-- they are estimated instead of counted: the live rows the statistics know of
+-- (pg_stat_user_tables; the planner's reltuples when there is none) times the
+-- share of 'sent' the last ANALYZE saw (pg_stats). NULL until the table has been
+-- analyzed.
+SELECT (SELECT count(*) FROM messages WHERE status = 'queued') AS queued,
+       (SELECT count(*) FROM messages WHERE status = 'sending') AS sending,
+       (SELECT count(*) FROM messages WHERE status = 'failed') AS failed,
+       (SELECT round(s.most_common_freqs[array_position(s.most_common_vals::text::text[], 'sent')]
+                     * coalesce(t.n_live_tup, nullif(c.reltuples, -1)))::bigint
+        FROM pg_class AS c
+        JOIN pg_stats AS s
+          ON s.schemaname = c.relnamespace::regnamespace::text
+         AND s.tablename = c.relname
+         AND s.attname = 'status'
+        LEFT JOIN pg_stat_user_tables AS t ON t.relid = c.oid
+        WHERE c.oid = 'messages'::regclass) AS sent_estimate;
+
+-- name: list_failed_sends
+-- A page of the failed sends, oldest first, for GET /api/admin/sends, with how
+-- many there are: both from messages_failed_idx, never the table. Always answers
+-- at least one row, so that a page past the end still carries the total: then a
+-- single row whose send columns are NULL.
+-- $1 bigint page size   $2 bigint rows to skip (offset)
+SELECT total.n AS total, page.*
+FROM (SELECT count(*) AS n FROM messages WHERE status = 'failed') AS total
+LEFT JOIN LATERAL (
+    SELECT id, conversation_id, message_type, from_address, to_address, status,
+           delivery_attempts, last_error, provider_message_id, created_at, next_attempt_at
+    FROM messages
+    WHERE status = 'failed'
+    ORDER BY id
+    LIMIT $1 OFFSET $2
+) AS page ON true
+ORDER BY page.id;
+
+-- name: retry_failed_send
+-- POST /api/admin/sends/{id}/retry: a failed send queued again, due now, its
+-- attempts reset, as if it had just been sent. Its provider idempotency key is
+-- msg-<id> (providers/client.py), so it does not change: a provider that took
+-- the send before the failure was recorded (an answer that never came) answers
+-- the retry with the id it gave, and delivers nothing twice. last_error stays
+-- until the next attempt's outcome replaces it. Only a failed outbound message
+-- changes; the UPDATE rechecks that on a row changed meanwhile. The messages
+-- trigger writes the change to the stream's log (message.updated, queued);
+-- the caller wakes the delivery loops.
+-- Answers the status the message had (NULL: no such message), its direction,
+-- and the send's columns as list_failed_sends has them (NULL unless retried).
+-- $1 bigint message id
+WITH retried AS (
+    UPDATE messages
+    SET status = 'queued',
+        delivery_attempts = 0,
+        next_attempt_at = now(),
+        processor_id = NULL,
+        claimed_at = NULL
+    WHERE id = $1 AND status = 'failed' AND direction = 'outbound'
+    RETURNING id, conversation_id, message_type, from_address, to_address, status,
+              delivery_attempts, last_error, provider_message_id, created_at, next_attempt_at
+)
+SELECT before.status AS status_before, before.direction, retried.*
+FROM (SELECT 1) AS one
+LEFT JOIN messages AS before ON before.id = $1
+LEFT JOIN retried ON true;

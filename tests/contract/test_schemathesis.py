@@ -97,7 +97,7 @@ class LiveServer:
 async def _store_key(database_url: str) -> None:
     conn = await asyncpg.connect(database_url)
     try:
-        assert await api_keys.insert(conn, "schemathesis", ("send", "read"), key_hash(KEY))
+        assert await api_keys.insert(conn, "schemathesis", ("send", "read", "admin"), key_hash(KEY))
     finally:
         await conn.close()
 
