@@ -64,6 +64,14 @@ def test_replace_changes_a_copy_and_leaves_the_original() -> None:
     assert changed.replace(batch_size=50, listen=True) == settings
 
 
+def test_the_heartbeat_period_is_5_s_unless_set() -> None:
+    assert Settings.from_env({}).heartbeat_secs == 5.0
+    assert Settings.from_env({"MESSAGING_HEARTBEAT_SECS": "0.5"}).heartbeat_secs == 0.5
+    for bad in ("0", "soon", "3601"):
+        with pytest.raises(ConfigError, match="MESSAGING_HEARTBEAT_SECS"):
+            Settings.from_env({"MESSAGING_HEARTBEAT_SECS": bad})
+
+
 def test_the_embedded_database_serves_the_api_open_with_the_mock_providers() -> None:
     settings = Settings.from_env({})
     assert (settings.api_auth, settings.mock_providers) == ("none", True)
