@@ -66,8 +66,12 @@ async def test_replay_requeues_dead_letters_once(
     result = await cli(database_url, "replay", str(first), str(processed), "999999")
     assert result.returncode == 1  # some ids were not replayable
     assert f"requeued 1 event(s): {first}" in result.stdout
-    assert f"not requeued: {processed} (status is processed" in result.stdout
-    assert "not requeued: 999999 (no such event" in result.stdout
+    # The reasons are the store's (ReplayResult.refusal), as POST /api/admin/events/replay says them.
+    assert (
+        f"not requeued: {processed} (status is processed; only dead_letter and error are replayed)"
+        in result.stdout.splitlines()
+    )
+    assert "not requeued: 999999 (no such event)" in result.stdout.splitlines()
     row = await db.fetchrow("SELECT status, attempt_count FROM inbound_events WHERE id = $1", first)
     assert tuple(row) == ("received", 0)
 
