@@ -24,9 +24,8 @@ from aiohttp import web
 
 from messaging.errors import FieldError, InvalidRequest, NotFound
 from messaging.http.body import expect_handler, read_json
-from messaging.http.conversations import _path_id
 from messaging.http.keys import POOL, READ_SLOTS
-from messaging.http.requests import PageRequest, parse_page
+from messaging.http.requests import PageRequest, parse_page, parse_path_id
 from messaging.http.responses import json_response
 from messaging.store import inbound_events, messages, processes
 from messaging.store.db import connection
@@ -106,7 +105,7 @@ async def replay(request: web.Request) -> web.Response:
 
 
 async def purge(request: web.Request) -> web.Response:
-    event_id = _path_id(request.match_info["id"], "event")
+    event_id = parse_path_id(request.match_info["id"], "event")
     async with connection(request.app[POOL]) as conn:
         purged = await inbound_events.purge_dead_letter(conn, event_id)
     if purged.status_before is None:
@@ -129,7 +128,7 @@ async def sends(request: web.Request) -> web.Response:
 
 
 async def retry(request: web.Request) -> web.Response:
-    message_id = _path_id(request.match_info["id"], "send")
+    message_id = parse_path_id(request.match_info["id"], "send")
     async with connection(request.app[POOL]) as conn:
         retried = await messages.retry_failed_send(conn, message_id)
     if retried.status_before is None or retried.direction != "outbound":

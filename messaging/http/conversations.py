@@ -20,9 +20,8 @@ from typing import Any
 
 from aiohttp import web
 
-from messaging.errors import NotFound
 from messaging.http.keys import POOL, READ_SLOTS
-from messaging.http.requests import PageRequest, parse_page
+from messaging.http.requests import PageRequest, parse_page, parse_path_id
 from messaging.http.responses import json_response
 from messaging.store.conversations import (
     ConversationSummary,
@@ -37,8 +36,6 @@ PREVIEW_CHARS = 160
 # A body in a list: every SMS whole (1,600 characters at most when concatenated),
 # and the start of a long email.
 LIST_BODY_CHARS = 4000
-_BIGINT_MAX = 2**63 - 1
-_BIGINT_DIGITS = len(str(_BIGINT_MAX))
 _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
 
@@ -53,7 +50,7 @@ async def conversations(request: web.Request) -> web.Response:
 
 
 async def messages(request: web.Request) -> web.Response:
-    conversation_id = _path_id(request.match_info["id"], "conversation")
+    conversation_id = parse_path_id(request.match_info["id"], "conversation")
     wanted = parse_page(request.query)
     async with request.app[READ_SLOTS]:
         page = await list_messages(
@@ -67,23 +64,9 @@ async def messages(request: web.Request) -> web.Response:
 
 
 async def message(request: web.Request) -> web.Response:
-    message_id = _path_id(request.match_info["id"], "message")
+    message_id = parse_path_id(request.match_info["id"], "message")
     async with request.app[READ_SLOTS]:
         return json_response(message_json(await get_message(request.app[POOL], message_id)))
-
-
-def _path_id(raw: str, what: str) -> int:
-    # An id that is no integer, or one no bigint can hold, names nothing. The
-    # length is checked first: int() refuses strings of over 4,300 digits.
-    digits = raw.lstrip("0")
-    if (
-        raw.isascii()
-        and raw.isdigit()
-        and 0 < len(digits) <= _BIGINT_DIGITS
-        and int(digits) <= _BIGINT_MAX
-    ):
-        return int(digits)
-    raise NotFound(f"There is no {what} {raw[:40]!r}.")
 
 
 def _page_response(

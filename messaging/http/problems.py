@@ -43,6 +43,7 @@ _TITLES = {
     404: "Not Found",
     405: "Method Not Allowed",
     406: "Not Acceptable",
+    409: "Conflict",
     410: "Gone",
     408: "Request Timeout",
     413: "Content Too Large",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
-from messaging.errors import FieldError, InvalidRequest
+from messaging.errors import FieldError, InvalidRequest, NotFound
 from messaging.models import (
     ContentError,
     InboundEvent,
@@ -285,3 +285,23 @@ class _Validator:
             for index in exc.items or (None,):
                 self.fail(name if index is None else f"{name}/{index}", str(exc))
             return None
+
+
+_BIGINT_MAX = 2**63 - 1
+_BIGINT_DIGITS = len(str(_BIGINT_MAX))
+
+
+def parse_path_id(raw: str, what: str) -> int:
+    """The id in a path (`what`: "conversation", "event", ...); NotFound if it names
+    nothing."""
+    # An id that is no integer, or one no bigint can hold, names nothing. The
+    # length is checked first: int() refuses strings of over 4,300 digits.
+    digits = raw.lstrip("0")
+    if (
+        raw.isascii()
+        and raw.isdigit()
+        and 0 < len(digits) <= _BIGINT_DIGITS
+        and int(digits) <= _BIGINT_MAX
+    ):
+        return int(digits)
+    raise NotFound(f"There is no {what} {raw[:40]!r}.")
