@@ -185,7 +185,8 @@ CREATE TABLE public.idempotency_keys (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT idempotency_keys_endpoint_check CHECK ((endpoint = ANY (ARRAY['sms'::text, 'email'::text]))),
     CONSTRAINT idempotency_keys_key_check CHECK (((length(key) >= 1) AND (length(key) <= 256)))
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='10000');
 
 
 --
@@ -215,7 +216,8 @@ CREATE TABLE public.inbound_events (
     CONSTRAINT inbound_events_processing_has_claim CHECK (((status <> 'processing'::text) OR ((processor_id IS NOT NULL) AND (claimed_at IS NOT NULL)))),
     CONSTRAINT inbound_events_provider_message_id_check CHECK (((length(provider_message_id) >= 1) AND (length(provider_message_id) <= 256))),
     CONSTRAINT inbound_events_status_check CHECK ((status = ANY (ARRAY['received'::text, 'processing'::text, 'processed'::text, 'error'::text, 'dead_letter'::text])))
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='10000');
 
 
 --
@@ -266,7 +268,8 @@ CREATE TABLE public.messages (
     CONSTRAINT messages_sent_has_provider_id CHECK (((status <> 'sent'::text) OR (provider_message_id IS NOT NULL))),
     CONSTRAINT messages_status_check CHECK ((status = ANY (ARRAY['received'::text, 'queued'::text, 'sending'::text, 'sent'::text, 'failed'::text]))),
     CONSTRAINT messages_status_matches_direction CHECK ((((direction = 'inbound'::text) AND (status = 'received'::text)) OR ((direction = 'outbound'::text) AND (status = ANY (ARRAY['queued'::text, 'sending'::text, 'sent'::text, 'failed'::text])))))
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='10000');
 
 
 --
@@ -306,6 +309,17 @@ CREATE TABLE public.processes (
 
 
 --
+-- Name: retention_state; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.retention_state (
+    one boolean DEFAULT true NOT NULL,
+    last_batch_at timestamp with time zone NOT NULL,
+    CONSTRAINT retention_state_one_check CHECK (one)
+);
+
+
+--
 -- Name: schema_migrations; Type: TABLE; Schema: public; Owner: -
 --
 
@@ -338,7 +352,8 @@ CREATE TABLE public.stream_events (
     status text NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT stream_events_type_check CHECK ((type = ANY (ARRAY['message.created'::text, 'message.updated'::text])))
-);
+)
+WITH (autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='10000');
 
 
 --
@@ -440,6 +455,14 @@ ALTER TABLE ONLY public.inbound_events
 
 
 --
+-- Name: messages messages_inbound_event_id_key; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.messages
+    ADD CONSTRAINT messages_inbound_event_id_key UNIQUE (inbound_event_id);
+
+
+--
 -- Name: messages messages_pkey; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -453,6 +476,14 @@ ALTER TABLE ONLY public.messages
 
 ALTER TABLE ONLY public.processes
     ADD CONSTRAINT processes_pkey PRIMARY KEY (id);
+
+
+--
+-- Name: retention_state retention_state_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.retention_state
+    ADD CONSTRAINT retention_state_pkey PRIMARY KEY (one);
 
 
 --
@@ -648,5 +679,11 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261201000000'),
     ('20261206000000'),
     ('20261206120000'),
+    ('20261206120001'),
+    ('20261206120002'),
+    ('20261206120003'),
+    ('20261206120004'),
     ('20261206120100'),
-    ('20261206120110');
+    ('20261206120110'),
+    ('20261206120111'),
+    ('20261206120200');

@@ -137,16 +137,8 @@ async def direct(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 _PING = query("db.sql", "ping")
-_TRY_XACT_LOCK = query("db.sql", "try_xact_lock")
 
 
 async def ping(conn: Conn) -> None:
     """Raise DatabaseUnavailable (within connection()) unless the database answers."""
     await conn.fetchval(_PING)
-
-
-async def try_xact_lock(conn: Conn, name: str) -> bool:
-    """Take the advisory lock `name` until this transaction ends, unless another
-    transaction holds it; whether it was taken."""
-    taken: bool = await conn.fetchval(_TRY_XACT_LOCK, name)
-    return taken

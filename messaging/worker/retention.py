@@ -11,22 +11,26 @@ Dead letters, messages (failed sends among them) and conversations are never
 pruned here.
 
 Each batch (MESSAGING_PRUNE_BATCH_ROWS rows, oldest first) is a transaction of
-its own that first takes the advisory lock RETENTION_LOCK, transaction-scoped:
-one batch runs at a time across every worker process, nothing is held between
-batches (so it works behind a transaction pooler), and a crashed holder's lock
-ends with its transaction. After each batch that deleted rows comes a pause
-(MESSAGING_PRUNE_PAUSE_MS): locks stay short, WAL is written in small steps, and
-the webhooks' commits are never queued behind a long delete.
+its own that first takes its turn (store/retention_state.sql): an advisory lock,
+transaction-scoped, so that one batch runs at a time across every process and
+nothing is held between batches (it works behind a transaction pooler, and a
+crashed holder's lock ends with its transaction), and the pause: a batch starts
+only MESSAGING_PRUNE_PAUSE_MS after the last one that deleted rows ended,
+whichever process ran it. So locks stay short, WAL is written in small steps,
+the webhooks' commits are never queued behind a long delete, and N workers
+prune no faster than one. The tables take turns, a batch each.
 
-The worker's sweep runs a few batches per table at each sweep (see sweep.py) and
+The worker's sweep prunes for a bounded time at each sweep (see sweep.py) and
 leaves the rest to the next, so that stale claims are never held up for long; a
-sweep that finds the lock taken leaves the prune to the process that holds it.
-`messaging prune` runs until nothing old is left, waiting its turn for the lock.
+sweep that finds another process's batch running, or its pause not over, leaves
+the prune to the next sweep. `messaging prune` runs until nothing old is left,
+waiting its turns.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -34,10 +38,8 @@ import asyncpg
 
 from messaging.config import Settings
 from messaging.metrics import Metrics
-from messaging.store import idempotency_keys, inbound_events, stream_events
-from messaging.store.db import transaction, try_xact_lock
-
-RETENTION_LOCK = "messaging.retention"
+from messaging.store import idempotency_keys, inbound_events, retention_state, stream_events
+from messaging.store.db import transaction
 
 # One table's prune: (conn, retention_s=, limit=) -> rows deleted.
 Delete = Callable[..., Awaitable[int]]
@@ -94,15 +96,20 @@ class Pruner:
         ]
         return [t for t in tables if t[2] > 0]
 
-    async def prune(self, *, batches_per_table: int | None = None, wait: bool = False) -> Pruned:
-        """Prune each table, batch by batch, until it has nothing old left or has
-        run `batches_per_table` batches. When another process holds the lock: with
-        `wait`, retry after a pause; without, stop (that process is pruning)."""
-        pruned = Pruned()
-        for table, delete, retention_s in self._tables():
-            pruned.deleted[table] = 0
-            batches = 0
-            while batches_per_table is None or batches < batches_per_table:
+    async def prune(self, *, budget_s: float | None = None, wait: bool = False) -> Pruned:
+        """Prune the tables in turn, a batch each, until none has anything old
+        left or `budget_s` has passed. When it is not this process's turn (another
+        process's batch runs, or the pause is not over): with `wait`, try again
+        after a pause; without, stop (another process is pruning)."""
+        deadline = None if budget_s is None else time.monotonic() + budget_s
+        tables = self._tables()
+        pruned = Pruned(deleted={table: 0 for table, _, _ in tables})
+        while tables:
+            for entry in list(tables):
+                if deadline is not None and time.monotonic() >= deadline:
+                    pruned.more = True
+                    return pruned
+                table, delete, retention_s = entry
                 deleted = await self._batch(delete, retention_s)
                 if deleted is None:
                     if not wait:
@@ -110,20 +117,20 @@ class Pruner:
                         return pruned
                     await asyncio.sleep(max(self._policy.pause_s, 0.01))
                     continue
-                batches += 1
-                pruned.deleted[table] += deleted
+                if deleted < self._policy.batch_rows:
+                    tables.remove(entry)
                 if deleted:
+                    pruned.deleted[table] += deleted
                     self._metrics.pruned(table, deleted)
                     await asyncio.sleep(self._policy.pause_s)
-                if deleted < self._policy.batch_rows:
-                    break
-            else:
-                pruned.more = True
         return pruned
 
     async def _batch(self, delete: Delete, retention_s: float) -> int | None:
-        """One batch in a transaction of its own; None if the lock was taken."""
+        """One batch in a transaction of its own; None if it was not our turn."""
         async with transaction(self._pool) as conn:
-            if not await try_xact_lock(conn, RETENTION_LOCK):
+            if not await retention_state.take_turn(conn, self._policy.pause_s):
                 return None
-            return await delete(conn, retention_s=retention_s, limit=self._policy.batch_rows)
+            deleted = await delete(conn, retention_s=retention_s, limit=self._policy.batch_rows)
+            if deleted:
+                await retention_state.end_turn(conn)
+            return deleted

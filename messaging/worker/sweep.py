@@ -11,10 +11,10 @@ Every MESSAGING_SWEEP_INTERVAL_MS, for each queue, it
 - refreshes the queue's gauge (and the NOTIFY-queue gauge);
 - wakes the queue's loop when work is due: retries whose time has come, stale
   claims just returned, and anything a lost notification left behind.
-Then it runs a few batches of retention (retention.py): processed events, old
-Idempotency-Keys and the stream's log, PRUNE_BATCHES_PER_SWEEP batches of each at
-most, one process at a time, so that a large backlog of old rows is worked off
-over many sweeps and never holds up the stale claims.
+Then it runs retention (retention.py) for at most PRUNE_SHARE of the interval:
+processed events, old Idempotency-Keys and the stream's log, in batches, one at
+a time across processes, so that a large backlog of old rows is worked off over
+many sweeps and never holds up the stale claims for long.
 With MESSAGING_LISTEN off it is the only thing that wakes the loops (but for a
 delivery loop's own retries).
 
@@ -45,10 +45,11 @@ log = logging.getLogger(__name__)
 
 # Stale claims returned per transaction.
 STALE_BATCH = 1000
-# Retention's batches per table and sweep at most: with the default batch
-# (1,000 rows) and sweep interval (1 s), up to 10,000 rows a second per table,
-# many times the growth of a busy service, in under a second of each sweep.
-PRUNE_BATCHES_PER_SWEEP = 10
+# The share of the sweep interval that retention may take at each sweep (and
+# a second at most): with the defaults (1 s, batches of 1,000 rows, 50 ms
+# pauses) several thousand rows a second, many times a busy service's growth.
+PRUNE_SHARE = 0.5
+PRUNE_BUDGET_MAX_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +183,8 @@ class Sweeper:
         )
 
     async def _prune(self) -> Pruned:
-        pruned = await self._pruner.prune(batches_per_table=PRUNE_BATCHES_PER_SWEEP)
+        budget_s = min(self._interval_s * PRUNE_SHARE, PRUNE_BUDGET_MAX_S)
+        pruned = await self._pruner.prune(budget_s=budget_s)
         if pruned.total:
             log.info(
                 "retention pruned",

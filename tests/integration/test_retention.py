@@ -4,18 +4,21 @@ prune` delete, what they keep, and that exactly-once outlives the events."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 
 import asyncpg
 
 from messaging.metrics import Metrics
+from messaging.store import retention_state
 from messaging.store.db import create_pool
-from messaging.worker.retention import RETENTION_LOCK, Pruner, RetentionPolicy
+from messaging.worker.retention import Pruner, RetentionPolicy
 from tests.support.aliases import Client, MakeWorker
 from tests.support.arrange import insert_sms
 from tests.support.checks import status_counts
 from tests.support.metrics import read
 from tests.support.payloads import SMS_SEND, SMS_WEBHOOK
 from tests.support.processes import cli
+from tests.support.waiting import wait_until
 
 POLICY = RetentionPolicy(
     events_s=7 * 86_400, idempotency_keys_s=86_400, stream_s=86_400, batch_rows=7, pause_s=0
@@ -127,7 +130,7 @@ async def test_old_idempotency_keys_are_pruned_and_their_sends_kept(
     assert await send("old-key") not in (old, recent)  # forgotten: a new send
 
 
-async def test_one_batch_at_a_time_across_processes(
+async def test_one_batch_at_a_time_across_processes_and_the_pause_between_them_too(
     make_worker: MakeWorker, db: asyncpg.Connection, database_url: str
 ) -> None:
     worker = await make_worker(start=False)
@@ -137,24 +140,42 @@ async def test_one_batch_at_a_time_across_processes(
     pool = await create_pool(database_url, size=2)
     holder = await asyncpg.connect(database_url)
     try:
-        # Another process's prune holds the lock for its batch.
+        # Another process's batch is running: it has taken its turn.
         transaction = holder.transaction()
         await transaction.start()
-        await holder.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", RETENTION_LOCK
-        )
+        assert await retention_state.take_turn(holder, 0)
         pruner = Pruner(pool, Metrics(), POLICY)
-        sweep_like = await pruner.prune(batches_per_table=10)
-        assert (sweep_like.total, sweep_like.more) == (0, True)  # leaves it to the holder
+        in_sweep = await pruner.prune(budget_s=5)
+        assert (in_sweep.total, in_sweep.more) == (0, True)  # leaves it to that process
         waiting = asyncio.create_task(pruner.prune(wait=True))  # `messaging prune` waits
-        await asyncio.sleep(0.3)
+        await wait_until(lambda: waiting_on_lock(db), within=5)
         assert not waiting.done()
         await transaction.commit()
         done = await asyncio.wait_for(waiting, 10)
         assert (done.deleted["inbound_events"], done.more) == (10, False)
+
+        # A batch that deleted rows starts the pause for every process.
+        more = await insert_sms(db, 3, prefix="more-")
+        assert await worker.inbound.drain() == 3
+        await age(db, "inbound_events", "received_at", more, days=8)
+        async with db.transaction():
+            await retention_state.end_turn(db)
+        paused = Pruner(pool, Metrics(), replace(POLICY, pause_s=60))
+        assert (await paused.prune(budget_s=5)).more
+        assert (await Pruner(pool, Metrics(), POLICY).prune()).deleted["inbound_events"] == 3
     finally:
         await holder.close()
         await pool.close()
+
+
+async def waiting_on_lock(db: asyncpg.Connection) -> bool:
+    """Whether some session has asked for retention's turn and was refused: a
+    `messaging prune` that waits tries again and again."""
+    calls = await db.fetchval(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE query LIKE '%pg_try_advisory_xact_lock%' AND pid <> pg_backend_pid()"
+    )
+    return bool(calls)
 
 
 async def test_a_retention_of_zero_keeps_rows_for_good(
