@@ -25,8 +25,8 @@ from aiohttp import web
 from messaging.errors import FieldError, InvalidRequest, NotFound
 from messaging.http.body import expect_handler, read_json
 from messaging.http.keys import POOL, READ_SLOTS
-from messaging.http.requests import PageRequest, parse_page, parse_path_id
-from messaging.http.responses import json_response
+from messaging.http.requests import parse_page, parse_path_id
+from messaging.http.responses import json_response, page_response
 from messaging.store import inbound_events, messages, processes
 from messaging.store.db import connection
 from messaging.store.inbound_events import EventSummary
@@ -82,7 +82,7 @@ async def events(request: web.Request) -> web.Response:
             conn, status, wanted.page_size, offset=wanted.offset
         )
         total = await inbound_events.count_events(conn, status)
-    return _page(wanted, total, [_event(e) for e in rows])
+    return page_response(wanted.page, wanted.page_size, total, [_event(e) for e in rows])
 
 
 async def replay(request: web.Request) -> web.Response:
@@ -108,7 +108,8 @@ async def purge(request: web.Request) -> web.Response:
     event_id = parse_path_id(request.match_info["id"], "event")
     async with connection(request.app[POOL]) as conn:
         purged = await inbound_events.purge_dead_letter(conn, event_id)
-    if purged.status_before is None:
+    # A dead letter that was not purged was purged meanwhile, by another request.
+    if purged.status_before in (None, "dead_letter") and not purged.purged:
         raise NotFound(f"There is no event {event_id}.")
     if not purged.purged:
         raise InvalidRequest(
@@ -124,7 +125,7 @@ async def sends(request: web.Request) -> web.Response:
     wanted = parse_page(request.query)
     async with request.app[READ_SLOTS], connection(request.app[POOL]) as conn:
         page = await messages.list_failed_sends(conn, limit=wanted.page_size, offset=wanted.offset)
-    return _page(wanted, page.total, [_send(s) for s in page.items])
+    return page_response(wanted.page, wanted.page_size, page.total, [_send(s) for s in page.items])
 
 
 async def retry(request: web.Request) -> web.Response:
@@ -133,6 +134,11 @@ async def retry(request: web.Request) -> web.Response:
         retried = await messages.retry_failed_send(conn, message_id)
     if retried.status_before is None or retried.direction != "outbound":
         raise NotFound(f"There is no send {message_id}.")
+    if retried.send is None and retried.status_before == "failed":
+        # Failed at this statement's start, queued by another request since.
+        raise InvalidRequest(
+            f"Send {message_id} was retried meanwhile, by another request.", status=409
+        )
     if retried.send is None:
         raise InvalidRequest(
             f"Send {message_id} has not failed (status {retried.status_before}):"
@@ -183,15 +189,6 @@ def _status(query: Mapping[str, str], allowed: tuple[str, ...]) -> str:
             [FieldError("status", f"must be one of: {', '.join(allowed)}")],
         )
     return status
-
-
-def _page(wanted: PageRequest, total: int, items: list[dict[str, Any]]) -> web.Response:
-    return json_response(
-        {
-            "items": items,
-            "meta": {"page": wanted.page, "page_size": wanted.page_size, "total": total},
-        }
-    )
 
 
 def _event(e: EventSummary) -> dict[str, Any]:

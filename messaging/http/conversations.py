@@ -21,12 +21,11 @@ from typing import Any
 from aiohttp import web
 
 from messaging.http.keys import POOL, READ_SLOTS
-from messaging.http.requests import PageRequest, parse_page, parse_path_id
-from messaging.http.responses import json_response
+from messaging.http.requests import parse_page, parse_path_id
+from messaging.http.responses import json_response, page_response
 from messaging.store.conversations import (
     ConversationSummary,
     LastMessage,
-    Page,
     list_conversations,
 )
 from messaging.store.messages import MessageRecord, get_message, list_messages
@@ -46,7 +45,9 @@ async def conversations(request: web.Request) -> web.Response:
         page = await list_conversations(
             request.app[POOL], limit=wanted.page_size, offset=wanted.offset
         )
-        return _page_response(page, wanted, [_conversation(c) for c in page.items])
+        return page_response(
+            wanted.page, wanted.page_size, page.total, [_conversation(c) for c in page.items]
+        )
 
 
 async def messages(request: web.Request) -> web.Response:
@@ -60,24 +61,15 @@ async def messages(request: web.Request) -> web.Response:
             offset=wanted.offset,
             body_chars=LIST_BODY_CHARS,
         )
-        return _page_response(page, wanted, [message_json(m) for m in page.items])
+        return page_response(
+            wanted.page, wanted.page_size, page.total, [message_json(m) for m in page.items]
+        )
 
 
 async def message(request: web.Request) -> web.Response:
     message_id = parse_path_id(request.match_info["id"], "message")
     async with request.app[READ_SLOTS]:
         return json_response(message_json(await get_message(request.app[POOL], message_id)))
-
-
-def _page_response(
-    page: Page[Any], wanted: PageRequest, items: list[dict[str, Any]]
-) -> web.Response:
-    return json_response(
-        {
-            "items": items,
-            "meta": {"page": wanted.page, "page_size": wanted.page_size, "total": page.total},
-        }
-    )
 
 
 def _conversation(c: ConversationSummary) -> dict[str, Any]:

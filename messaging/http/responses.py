@@ -19,3 +19,10 @@ def json_response(
     return web.Response(
         body=_encode(data), status=status, headers=headers, content_type="application/json"
     )
+
+
+def page_response(page: int, page_size: int, total: int, items: list[Any]) -> web.Response:
+    """One page of a list: its items, and where it is (api.md's pagination)."""
+    return json_response(
+        {"items": items, "meta": {"page": page, "page_size": page_size, "total": total}}
+    )
