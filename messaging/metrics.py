@@ -6,6 +6,7 @@ in one process (the tests) never share counters.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aioprometheus.collectors import Counter, Gauge, Histogram, Registry
@@ -75,6 +76,12 @@ class Metrics:
         self.events_stale_claims_total = Counter(
             "messaging_events_stale_claims_total",
             "Claims returned by the sweep after the claim timeout (a crashed worker).",
+            registry=r,
+        )
+        self.sweep_last_success = Gauge(
+            "messaging_sweep_last_success_timestamp_seconds",
+            "When this worker last finished a whole sweep (Unix time): a stalled sweep "
+            "freezes the backlog gauges, which this lets an alert see.",
             registry=r,
         )
         self.pruned_rows_total = Counter(
@@ -261,6 +268,9 @@ class Metrics:
 
     def stale_claims_returned(self, count: int) -> None:
         self.events_stale_claims_total.add({}, count)
+
+    def swept(self) -> None:
+        self.sweep_last_success.set({}, time.time())
 
     def pruned(self, table: str, rows: int) -> None:
         self.pruned_rows_total.add({"table": table}, rows)

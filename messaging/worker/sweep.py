@@ -165,6 +165,7 @@ class Sweeper:
         while not self._stopping.is_set():
             try:
                 await self.sweep_once()
+                self._metrics.swept()
             except Exception as exc:
                 log.log(
                     logging.WARNING if is_transient(exc) else logging.ERROR,
