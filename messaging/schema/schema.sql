@@ -186,7 +186,7 @@ CREATE TABLE public.idempotency_keys (
     CONSTRAINT idempotency_keys_endpoint_check CHECK ((endpoint = ANY (ARRAY['sms'::text, 'email'::text]))),
     CONSTRAINT idempotency_keys_key_check CHECK (((length(key) >= 1) AND (length(key) <= 256)))
 )
-WITH (autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='10000');
+WITH (autovacuum_vacuum_scale_factor='0.02');
 
 
 --
@@ -217,7 +217,7 @@ CREATE TABLE public.inbound_events (
     CONSTRAINT inbound_events_provider_message_id_check CHECK (((length(provider_message_id) >= 1) AND (length(provider_message_id) <= 256))),
     CONSTRAINT inbound_events_status_check CHECK ((status = ANY (ARRAY['received'::text, 'processing'::text, 'processed'::text, 'error'::text, 'dead_letter'::text])))
 )
-WITH (autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='10000');
+WITH (autovacuum_vacuum_scale_factor='0.02');
 
 
 --
@@ -269,7 +269,7 @@ CREATE TABLE public.messages (
     CONSTRAINT messages_status_check CHECK ((status = ANY (ARRAY['received'::text, 'queued'::text, 'sending'::text, 'sent'::text, 'failed'::text]))),
     CONSTRAINT messages_status_matches_direction CHECK ((((direction = 'inbound'::text) AND (status = 'received'::text)) OR ((direction = 'outbound'::text) AND (status = ANY (ARRAY['queued'::text, 'sending'::text, 'sent'::text, 'failed'::text])))))
 )
-WITH (autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='10000');
+WITH (autovacuum_vacuum_scale_factor='0.02');
 
 
 --
@@ -353,7 +353,7 @@ CREATE TABLE public.stream_events (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT stream_events_type_check CHECK ((type = ANY (ARRAY['message.created'::text, 'message.updated'::text])))
 )
-WITH (autovacuum_vacuum_scale_factor='0', autovacuum_vacuum_threshold='10000');
+WITH (autovacuum_vacuum_scale_factor='0.02');
 
 
 --
