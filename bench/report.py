@@ -25,6 +25,8 @@ ORDER = (
     "drain",
     "pgbench",
     "stream",
+    "growth",
+    "prune",
 )
 
 
@@ -57,8 +59,8 @@ def earlier_sections(profile: str) -> dict[str, dict[str, Any]]:
 
 
 def targets(sections: dict[str, Any]) -> list[dict[str, Any]]:
-    """The targets of issues 10, 12 and 5, each with its measured figure (None:
-    not measured)."""
+    """The targets of issues 10, 12, 13 and 5, each with its measured figure
+    (None: not measured)."""
 
     def get(*keys: str) -> float | None:
         value: Any = sections
@@ -105,6 +107,20 @@ def targets(sections: dict[str, Any]) -> list[dict[str, Any]]:
          "<=", get("stream", "summary", "delivery", "200/s x50", "p50_ms")),
         ("9. Ingest (serve) with 50 consumers reading >= 0.90 x with none", "ratio", 0.90, ">=",
          get("stream", "summary", "ingest", "ratio")),
+        # Issue 13: the same work with months of history in the tables, and
+        # ingest while a prune of a million rows runs.
+        ("10. Growth: ingest (serve) with the history >= 0.90 x nearly empty", "ratio", 0.90,
+         ">=", get("growth", "summary", "ingest_ratio")),
+        ("10. Growth: drain with the history >= 0.90 x nearly empty", "ratio", 0.90, ">=",
+         get("growth", "summary", "drain_ratio")),
+        ("10. Growth: GET /api/conversations page 1 p99 with the history <= 2 x nearly empty",
+         "ratio", 2.0, "<=", get("growth", "summary", "conversations_first_p99_ratio")),
+        ("10. Growth: GET /api/conversations middle page p99 with the history <= 2 x nearly "
+         "empty", "ratio", 2.0, "<=", get("growth", "summary", "conversations_middle_p99_ratio")),
+        ("10. Growth: GET /api/conversations/{id}/messages p99 with the history <= 2 x nearly "
+         "empty", "ratio", 2.0, "<=", get("growth", "summary", "messages_p99_ratio")),
+        ("11. Ingest p99 while a prune runs <= 1.2 x without", "ratio", 1.2, "<=",
+         get("prune", "summary", "p99_ratio")),
         # Issue 5's, kept: LOG_LEVEL=WARNING against the validating ceiling.
         ("Issue 5: ingest (WARNING) req/s >= 0.90 x the validating ceiling's", "ratio", 0.90,
          ">=", get("ingest", "summary", "service", "rps_vs_ceiling")),
@@ -170,7 +186,7 @@ def markdown(results: dict[str, Any]) -> str:
         "is shared and noisy, which is why each figure is the median of "
         f"{results['repeats']} repeats with the variants in rotating order.",
         "",
-        "## Targets (issues 10 and 12, then issue 5's)",
+        "## Targets (issues 10, 12 and 13, then issue 5's)",
         "",
         "| target | measured | met | machine at that moment |",
         "|---|---|---|---|",

@@ -32,11 +32,13 @@ from bench.scenarios import (
     cost,
     drain,
     end_to_end,
+    growth,
     ingest,
     latency,
     peers,
     pgbench,
     pipeline,
+    prune,
     stream,
     validation,
 )
@@ -54,6 +56,8 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "drain": (drain.TITLE, drain.run),
     "pgbench": (pgbench.TITLE, pgbench.run),
     "stream": (stream.TITLE, stream.run),
+    "growth": (growth.TITLE, growth.run),
+    "prune": (prune.TITLE, prune.run),
 }
 
 
