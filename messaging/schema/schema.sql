@@ -30,6 +30,21 @@ $$;
 
 
 --
+-- Name: conversations_counted_v1(); Type: FUNCTION; Schema: public; Owner: -
+--
+
+CREATE FUNCTION public.conversations_counted_v1() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    INSERT INTO conversation_counts (n)
+    SELECT count(*) FROM inserted_rows HAVING count(*) > 0;
+    RETURN NULL;
+END;
+$$;
+
+
+--
 -- Name: inbound_events_notify_v1(); Type: FUNCTION; Schema: public; Owner: -
 --
 
@@ -133,6 +148,30 @@ CREATE TABLE public.api_keys (
 
 ALTER TABLE public.api_keys ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
     SEQUENCE NAME public.api_keys_id_seq
+    START WITH 1
+    INCREMENT BY 1
+    NO MINVALUE
+    NO MAXVALUE
+    CACHE 1
+);
+
+
+--
+-- Name: conversation_counts; Type: TABLE; Schema: public; Owner: -
+--
+
+CREATE TABLE public.conversation_counts (
+    id bigint NOT NULL,
+    n bigint NOT NULL
+);
+
+
+--
+-- Name: conversation_counts_id_seq; Type: SEQUENCE; Schema: public; Owner: -
+--
+
+ALTER TABLE public.conversation_counts ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY (
+    SEQUENCE NAME public.conversation_counts_id_seq
     START WITH 1
     INCREMENT BY 1
     NO MINVALUE
@@ -407,6 +446,14 @@ ALTER TABLE ONLY public.api_keys
 
 
 --
+-- Name: conversation_counts conversation_counts_pkey; Type: CONSTRAINT; Schema: public; Owner: -
+--
+
+ALTER TABLE ONLY public.conversation_counts
+    ADD CONSTRAINT conversation_counts_pkey PRIMARY KEY (id);
+
+
+--
 -- Name: conversations conversations_kind_participants_key; Type: CONSTRAINT; Schema: public; Owner: -
 --
 
@@ -614,6 +661,13 @@ CREATE TRIGGER api_keys_notify_update AFTER UPDATE ON public.api_keys FOR EACH R
 
 
 --
+-- Name: conversations conversations_counted; Type: TRIGGER; Schema: public; Owner: -
+--
+
+CREATE TRIGGER conversations_counted AFTER INSERT ON public.conversations REFERENCING NEW TABLE AS inserted_rows FOR EACH STATEMENT EXECUTE FUNCTION public.conversations_counted_v1();
+
+
+--
 -- Name: inbound_events inbound_events_notify; Type: TRIGGER; Schema: public; Owner: -
 --
 
@@ -686,4 +740,5 @@ INSERT INTO public.schema_migrations (version) VALUES
     ('20261206120100'),
     ('20261206120110'),
     ('20261206120111'),
-    ('20261206120200');
+    ('20261206120200'),
+    ('20261206120300');

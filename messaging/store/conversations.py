@@ -19,6 +19,7 @@ _LIST = query("conversations.sql", "list_conversations")
 _INSERT_MISSING = query("conversations.sql", "insert_missing_conversations")
 _ADD_MESSAGES = query("conversations.sql", "add_messages")
 _EXISTS = query("conversations.sql", "conversation_exists")
+_COMPACT_COUNTS = query("conversations.sql", "compact_conversation_counts")
 
 T = TypeVar("T")
 
@@ -110,3 +111,10 @@ async def exists(pool: asyncpg.Pool, conversation_id: int) -> bool:
     async with connection(pool) as conn:
         found: bool = await conn.fetchval(_EXISTS, conversation_id)
     return found
+
+
+async def compact_counts(pool: asyncpg.Pool) -> int:
+    """Fold conversation_counts into one row; how many rows were folded."""
+    async with connection(pool) as conn:
+        folded: int = await conn.fetchval(_COMPACT_COUNTS)
+    return folded

@@ -1,6 +1,7 @@
 -- name: list_conversations
 -- One page of conversations, newest activity first (ties: the higher id first),
--- with the number of conversations and each one's last message (for its preview).
+-- with the number of conversations (summed from conversation_counts, a few rows,
+-- instead of counting the table) and each one's last message (for its preview).
 -- The page walks conversations_last_activity_idx and stops after $1 + $2 rows;
 -- each last message is one backward step on messages_conversation_sent_at_idx.
 -- Always answers at least one row, so that a page past the end still carries the
@@ -18,7 +19,7 @@ SELECT total.n AS total,
        last.id AS last_id, last.direction AS last_direction,
        last.message_type AS last_message_type, last.from_address AS last_from_address,
        last.to_address AS last_to_address, last.body AS last_body, last.sent_at AS last_sent_at
-FROM (SELECT count(*) AS n FROM conversations) AS total
+FROM (SELECT coalesce(sum(n), 0)::bigint AS n FROM conversation_counts) AS total
 LEFT JOIN page ON true
 LEFT JOIN LATERAL (
     -- A preview needs the start of the body only; bodies may be 100k characters.
@@ -91,3 +92,24 @@ WHERE c.id = g.id;
 -- Whether a conversation exists (a stream narrowed to it answers 404 if not).
 -- $1 bigint conversation id
 SELECT EXISTS (SELECT 1 FROM conversations WHERE id = $1);
+
+-- name: compact_conversation_counts
+-- The sweep: folds conversation_counts into one row, so that a page's total
+-- sums a few rows at most. The rows this statement's snapshot sees are deleted
+-- and their sum inserted in one statement, so a reader sees the total before
+-- or after, never a part; a row committed meanwhile is left for the next time.
+-- SKIP LOCKED leaves the rows another worker is folding to it. Runs only when
+-- there is something to fold. Answers how many rows were folded.
+WITH folded AS (
+    DELETE FROM conversation_counts
+    WHERE id = ANY(ARRAY(
+        SELECT id FROM conversation_counts ORDER BY id FOR UPDATE SKIP LOCKED
+    ))
+      AND (SELECT count(*) FROM conversation_counts) > 1
+    RETURNING n
+),
+kept AS (
+    INSERT INTO conversation_counts (n)
+    SELECT sum(n) FROM folded HAVING count(*) > 0
+)
+SELECT count(*)::int FROM folded;

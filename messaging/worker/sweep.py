@@ -14,7 +14,8 @@ Every MESSAGING_SWEEP_INTERVAL_MS, for each queue, it
 Then it runs retention (retention.py) for at most PRUNE_SHARE of the interval:
 processed events, old Idempotency-Keys and the stream's log, in batches, one at
 a time across processes, so that a large backlog of old rows is worked off over
-many sweeps and never holds up the stale claims for long.
+many sweeps and never holds up the stale claims for long. Last, it folds the
+conversations' count rows into one (conversations.sql compact_conversation_counts).
 With MESSAGING_LISTEN off it is the only thing that wakes the loops (but for a
 delivery loop's own retries).
 
@@ -34,7 +35,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from messaging.metrics import Metrics
-from messaging.store import inbound_events, messages
+from messaging.store import conversations, inbound_events, messages
 from messaging.store.claims import Failure, Outcome, StaleClaim
 from messaging.store.db import Conn, is_transient, transaction
 from messaging.worker.backoff import RetryPolicy
@@ -85,6 +86,7 @@ class SweepResult:
     events: QueueSweep
     sends: QueueSweep
     pruned: Pruned  # what retention deleted
+    counts_folded: int  # conversation_counts rows folded into one
 
 
 def event_queue(retry: RetryPolicy, wake: Callable[[], None]) -> SweptQueue:
@@ -181,6 +183,7 @@ class Sweeper:
             events=await self._sweep(self._events),
             sends=await self._sweep(self._sends),
             pruned=await self._prune(),
+            counts_folded=await conversations.compact_counts(self._pool),
         )
 
     async def _prune(self) -> Pruned:

@@ -9,8 +9,9 @@ from typing import Any
 
 import asyncpg
 
-from tests.support.aliases import Client
-from tests.support.arrange import conversation, message
+from tests.support.aliases import Client, MakeWorker
+from tests.support.arrange import conversation, insert_sms, message
+from tests.support.payloads import SMS_SEND
 
 T0 = datetime(2024, 11, 1, 14, 0, tzinfo=UTC)
 
@@ -283,7 +284,29 @@ async def test_both_lists_stay_on_indexes_with_100k_messages(db: asyncpg.Connect
         found = scans(json.loads(plan)[0]["Plan"])
         sequential = [(rel, counting) for node, rel, counting in found if node == "Seq Scan"]
         # The one sequential scan allowed is the total of the conversation list:
-        # an exact count of conversations (one row per pair of participants).
-        allowed = [("conversations", True)] if name == "list_conversations" else []
+        # the sum of conversation_counts' few rows.
+        allowed = [("conversation_counts", True)] if name == "list_conversations" else []
         assert sequential == allowed, (name, args, found)
         assert any(rel == "messages" for _, rel, _ in found), (name, found)
+
+
+async def test_the_total_is_counted_without_counting_the_table_and_stays_exact(
+    client: Client, db: asyncpg.Connection, make_worker: MakeWorker
+) -> None:
+    # Conversations made by SQL, by a send, and by the worker's batches: each
+    # INSERT adds a row to conversation_counts, which the sweep folds into one.
+    await fill_conversations(db, 30)
+    assert (await client.post("/api/messages/sms", json=SMS_SEND)).status == 202
+    worker = await make_worker(start=False)
+    await insert_sms(db, 40, pairs=20)
+    assert await worker.inbound.drain() == 40
+    expected = await db.fetchval("SELECT count(*) FROM conversations")
+    assert await db.fetchval("SELECT count(*) FROM conversation_counts") > 2
+    assert (await get(client, "/api/conversations"))["meta"]["total"] == expected
+
+    result = await worker.sweeper.sweep_once()
+
+    assert result.counts_folded > 2
+    assert await db.fetchval("SELECT count(*) FROM conversation_counts") == 1
+    assert (await get(client, "/api/conversations"))["meta"]["total"] == expected
+    assert (await worker.sweeper.sweep_once()).counts_folded == 0  # one row: nothing to fold
