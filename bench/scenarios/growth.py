@@ -91,6 +91,7 @@ _SEED = query("drain.sql", "seed_events")
 # prefixes, and only with this constant.
 _EXPLAIN = "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) "
 _CLAIM = service_query("inbound_events.sql", "claim_events")
+_LIST_CONVERSATIONS = service_query("conversations.sql", "list_conversations")
 READ_LUA = ROOT / "bench" / "wrk" / "read.lua"
 
 # The sessions that share the generator's work (one per core of the 2-core
@@ -195,7 +196,9 @@ async def fill_history(
                 await conn.execute(_DROP_INDEXES)
         await step("events", *_split(conns, _FILL_EVENTS, events))
         await step("messages", *_split(conns, _FILL_MESSAGES, messages))
-        await step("conversations", _in_replica_role(conns[0], _FILL_CONVERSATIONS))
+        # Not in replica role: the triggers on conversations (the count of
+        # them that list reads sum) must see these rows as any insert's.
+        await step("conversations", _in_transaction(conns[0], _FILL_CONVERSATIONS))
         await conns[0].execute(_SEQUENCES)
         if drop_indexes:
             await step("indexes", *(_in_transaction(conn, _RESTORE_INDEXES) for conn in conns))
@@ -290,12 +293,42 @@ async def _measure(ctx: Context, url: str, sizes: Sizes) -> dict[str, Any]:
         for name, path in reads.items():
             await read_load(ctx, base + path, key, 1)
             result[name] = await read_load(ctx, base + path, key, sizes.read_s)
+        result["list_plans"] = {
+            "first": await list_plan(url, 0),
+            "middle": await list_plan(url, (middle - 1) * PAGE_SIZE),
+        }
         await load(ctx, base + PATH, p.warmup_s, tag())
         await backlog_drained(url)
         result["ingest"] = await load(ctx, base + PATH, p.ingest_s, tag())
         result["ingest"]["backlog_drained_s"] = await backlog_drained(url)
     result["drain"] = await _drain(url, p.drain_events)
     return result
+
+
+async def list_plan(url: str, offset: int) -> dict[str, float]:
+    """Where a page of GET /api/conversations spends its time in the database:
+    the service's list_conversations explained as it runs (the second run, the
+    first warms the cache): its execution time, the time of the total (the
+    plan's Aggregate) and of the walk of the page's index."""
+    conn = await asyncpg.connect(url)
+    try:
+        for _ in range(2):
+            text = await conn.fetchval(_EXPLAIN + _LIST_CONVERSATIONS, PAGE_SIZE, offset)
+    finally:
+        await conn.close()
+    plan = json.loads(text)[0]
+    out = {"execution_ms": plan["Execution Time"], "count_ms": 0.0, "page_ms": 0.0}
+    for node in _nodes(plan["Plan"]):
+        if node.get("Node Type") == "Aggregate" and "Plans" in node:
+            out["count_ms"] = max(out["count_ms"], node["Actual Total Time"])
+        if node.get("Index Name") == "conversations_last_activity_idx":
+            out["page_ms"] = node["Actual Total Time"]
+            out["page_rows_walked"] = node["Actual Rows"]
+    return out
+
+
+def _nodes(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    return [plan, *(n for child in plan.get("Plans", []) for n in _nodes(child))]
 
 
 async def read_load(ctx: Context, url: str, api_key: str, seconds: int) -> dict[str, Any]:
@@ -596,6 +629,29 @@ def _autovacuum_table(vacuum: dict[str, Any]) -> dict[str, Any]:
     return table(title, columns, rows)
 
 
+def _read_notes(raw: dict[str, list[dict[str, Any]]]) -> list[str]:
+    """Where the list of conversations spends its time in the database, from
+    the plans explained on each copy (medians)."""
+    notes = []
+    for page in ("first", "middle"):
+        parts = {}
+        for variant in (SMALL, LARGE):
+            plans = [r["list_plans"][page] for r in raw[variant] if "list_plans" in r]
+            if not plans:
+                return []
+            parts[variant] = {k: median([float(p[k]) for p in plans]) for k in plans[0]}
+        small, large = parts[SMALL], parts[LARGE]
+        notes.append(
+            f"GET /api/conversations, {page} page, in PostgreSQL (EXPLAIN ANALYZE of "
+            f"list_conversations): {small['execution_ms']:.2f} ms small, "
+            f"{large['execution_ms']:.2f} ms large, of which the total (its Aggregate) "
+            f"{large['count_ms']:.2f} ms and the page's walk of "
+            f"conversations_last_activity_idx over {large.get('page_rows_walked', 0):,.0f} "
+            f"rows {large['page_ms']:.2f} ms."
+        )
+    return notes
+
+
 def _notes(
     sizes: Sizes,
     history: dict[str, Any],
@@ -607,6 +663,7 @@ def _notes(
         f"Writing the large history took {large['seconds']['total']:.0f} s; a copy of the "
         f"written database (FILE_COPY) took {summary['copy_s']:.1f} s (median), which is "
         "why each repeat copies it instead of writing it again.",
+        *_read_notes(raw),
         "Issue 13's targets: ingest and drain at the large size >= "
         f"{THROUGHPUT_TARGET:.2f} of the small size's, list reads' p99 <= "
         f"{READ_P99_TARGET:.0f}x. The machine is shared (2 cores): absolute figures move "

@@ -100,11 +100,13 @@ async def run(ctx: Context) -> dict[str, Any]:
     return _section(ctx, sizes, prunable, fill, raw)
 
 
-async def _measure(ctx: Context, url: str, sizes: Sizes, variant: str) -> dict[str, Any]:
+async def _measure(
+    ctx: Context, url: str, sizes: Sizes, variant: str, prune_env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """One run of the load on the database at url, with the prune or without:
     the load's records, the prune's start and end (seconds into the load),
     what it printed, and the WAL the server wrote over the measured load and
-    over the prune."""
+    over the prune. prune_env: settings of the prune's own (default: none)."""
     env = {"MESSAGING_EVENT_RETENTION_SECS": "0"}
     conn = await asyncpg.connect(url)
     try:
@@ -118,7 +120,7 @@ async def _measure(ctx: Context, url: str, sizes: Sizes, variant: str) -> dict[s
             if variant == "prune":
                 code, printed = await run_command(
                     [MESSAGING, "prune"],
-                    default_settings_env({"DATABASE_URL": url}),
+                    default_settings_env({"DATABASE_URL": url, **(prune_env or {})}),
                     limit_s=sizes.load_s * 4,
                 )
                 if code != 0:

@@ -7,9 +7,10 @@
 -- the work, setup, plan, record_secondary_indexes of its tables and
 -- drop_secondary_indexes (committed before any fill); fill_events and
 -- fill_messages over ranges split between the sessions (each range in a
--- transaction that starts with replica_role); fill_conversations and
--- advance_sequences on one; restore_secondary_indexes on each, side by side;
--- and vacuum_events beside vacuum_messages.
+-- transaction that starts with replica_role); fill_conversations (in a
+-- transaction of its own) and advance_sequences on one; then
+-- restore_secondary_indexes on each, side by side, and vacuum_events beside
+-- vacuum_messages.
 --
 -- The shape, for N events and C conversations (N a multiple of 20, and of C,
 -- keeps the counts exact): M = N + N/20 messages numbered k = 1..M in time
@@ -142,11 +143,13 @@ SELECT $1::bigint, $2::int, $1::bigint + $1::bigint / 20,
        floor(($1::bigint + $1::bigint / 20) * 0.98)::bigint, $3, $4, $5, $6;
 
 -- name: replica_role
--- For this transaction (every fill runs in one), no user trigger and no foreign key check fires: the
--- stream's log would get a row per historical message (the log keeps a day;
--- these are months old) and every insert would NOTIFY nobody; the foreign keys
--- hold by construction (conversation ids are the ones fill_conversations
--- inserts), and checking them would cost a probe per row. Needs a superuser.
+-- For this transaction (fill_events' and fill_messages' each start with it), no
+-- user trigger and no foreign key check fires: the stream's log would get a row
+-- per historical message (the log keeps a day; these are months old) and every
+-- insert would NOTIFY nobody; the foreign keys hold by construction
+-- (conversation ids are the ones fill_conversations inserts), and checking them
+-- would cost a probe per row. Needs a superuser. fill_conversations runs
+-- without it, so that the triggers on conversations count its rows.
 SET LOCAL session_replication_role = replica;
 
 -- name: record_secondary_indexes

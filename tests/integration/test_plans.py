@@ -121,6 +121,30 @@ def scans(nodes: list[dict[str, Any]]) -> list[str]:
     ]
 
 
+async def explain_generic(
+    conn: asyncpg.Connection, sql: str, *args: object
+) -> list[dict[str, Any]]:
+    """The same for the generic plan: what PostgreSQL may settle on for a
+    statement that asyncpg prepared once and runs again and again (after five
+    runs, when its estimate is no worse than the custom plans')."""
+    await conn.execute("SET plan_cache_mode = force_generic_plan")
+    await conn.execute("PREPARE hot_statement AS " + sql)
+    try:
+        # EXECUTE takes no bind parameters: the values go in as literals,
+        # quoted by the server.
+        statement = await conn.fetchval(
+            "SELECT format('EXPLAIN (FORMAT JSON) EXECUTE hot_statement(%s)',"
+            " string_agg(quote_literal(a), ', ' ORDER BY n))"
+            " FROM unnest($1::text[]) WITH ORDINALITY AS t(a, n)",
+            [str(a) for a in args],
+        )
+        text = await conn.fetchval(statement)
+    finally:
+        await conn.execute("DEALLOCATE hot_statement")
+        await conn.execute("RESET plan_cache_mode")
+    return list(_nodes(json.loads(text)[0]["Plan"]))
+
+
 async def middle_page(conn: asyncpg.Connection) -> int:
     return int(await conn.fetchval("SELECT count(*) / 2 FROM conversations"))
 
@@ -179,5 +203,27 @@ async def test_statement_stays_on_its_index(
 ) -> None:
     params = await args(filled) if callable(args) else args
     found = scans(await explain(filled, query(filename, name), *params))
+    assert not [s for s in found if s.startswith("Seq Scan") and s.split()[-1] in LARGE], found
+    assert any(s.endswith(f"using {index}") for s in found), found
+
+
+# The stream log's prune joins its batch back to the table (DELETE ... USING);
+# planned for an unknown batch size, the join reads the whole log.
+_GENERIC_SCAN = pytest.mark.xfail(
+    strict=True, reason="stream_events.sql prune_events: generic plan hash-joins a scan of the log"
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("filename", "name", "index", "args"),
+    [pytest.param(*c, marks=_GENERIC_SCAN) if c[0] == "stream_events.sql" else c for c in CASES],
+    ids=[f"{c[1]}-{i}" for i, c in enumerate(CASES)],
+)
+async def test_generic_plan_stays_on_its_index(
+    filled: asyncpg.Connection, filename: str, name: str, index: str, args: Any
+) -> None:
+    params = await args(filled) if callable(args) else args
+    found = scans(await explain_generic(filled, query(filename, name), *params))
     assert not [s for s in found if s.startswith("Seq Scan") and s.split()[-1] in LARGE], found
     assert any(s.endswith(f"using {index}") for s in found), found
