@@ -28,8 +28,9 @@ VALUES ($1, $2, $3, $4);
 -- Retention: deletes up to $2 keys used more than $1 seconds ago, oldest first
 -- (idempotency_keys_created_at_idx). After that a repeat of the request with
 -- the same key is a new send: clients retry within minutes, and the README
--- says how long a key is kept. The messages they named are kept. SKIP LOCKED
--- leaves a key that a send holds to the next batch. Answers how many went.
+-- says how long a key is kept. The messages they named are kept. Keys are
+-- never updated, so they are not locked first (a WAL record per row saved);
+-- one batch runs at a time (retention_state.sql). Answers how many went.
 -- $1 float8 retention in seconds   $2 int at most this many rows
 WITH deleted AS (
     DELETE FROM idempotency_keys
@@ -39,7 +40,6 @@ WITH deleted AS (
         WHERE created_at < now() - make_interval(secs => $1)
         ORDER BY created_at
         LIMIT $2
-        FOR UPDATE SKIP LOCKED
     ))
     RETURNING 1
 )

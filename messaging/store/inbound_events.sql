@@ -321,8 +321,11 @@ SELECT (SELECT status FROM inbound_events WHERE id = $1) AS status_before,
 -- a message keeps its provider's key (messages_inbound_provider_key), so a
 -- provider's retry of a pruned event is stored as a new event and still makes
 -- no second message. Dead letters and events waiting for a retry are never
--- pruned: an operator replays or purges them. SKIP LOCKED passes over a row
--- that something else holds. Answers how many were deleted.
+-- pruned: an operator replays or purges them. The rows are not locked first
+-- (FOR UPDATE would write a WAL record per row, as many as the delete's own):
+-- one batch runs at a time (retention_state.sql), nothing else changes a
+-- processed event, and the DELETE rechecks the condition on any row changed
+-- meanwhile. Answers how many were deleted.
 -- $1 float8 retention in seconds   $2 int at most this many rows
 WITH deleted AS (
     DELETE FROM inbound_events
@@ -332,8 +335,8 @@ WITH deleted AS (
         WHERE status = 'processed' AND received_at < now() - make_interval(secs => $1)
         ORDER BY received_at
         LIMIT $2
-        FOR UPDATE SKIP LOCKED
     ))
+      AND status = 'processed'
     RETURNING 1
 )
 SELECT count(*)::int FROM deleted;

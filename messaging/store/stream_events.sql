@@ -53,9 +53,13 @@ LIMIT 1;
 -- Deletes, oldest position first, up to $2 final rows older than $1 seconds,
 -- stopping at the first row that is not (so the log stays a suffix of the
 -- stream), and moves the horizon to the newest position deleted, in the same
--- transaction: a reader sees both or neither (read_events' `gone`). Two
--- pruners at once delete each row once (the second waits on the first's row
--- locks, then skips what it deleted); the horizon only moves forward.
+-- transaction: a reader sees both or neither (read_events' `gone`). The rows go
+-- by a range of the primary key, (xid, id) up to the last one to delete: every
+-- row below it is among the oldest rows read (they are the log's first rows in
+-- that order), and a range is an index scan whatever plan the statement keeps
+-- (a join back to the batch was planned, generically, as a scan of the log).
+-- Retention runs one batch at a time (retention_state.sql); the horizon only
+-- moves forward.
 -- Answers how many rows were deleted.
 -- $1 float8 retention in seconds   $2 int at most this many rows
 WITH oldest AS (
@@ -72,20 +76,22 @@ kept AS (
     ORDER BY xid, id
     LIMIT 1
 ),
+last AS (
+    SELECT o.xid, o.id
+    FROM oldest AS o
+    WHERE NOT EXISTS (SELECT 1 FROM kept AS k WHERE (o.xid, o.id) >= (k.xid, k.id))
+    ORDER BY o.xid DESC, o.id DESC
+    LIMIT 1
+),
 deleted AS (
     DELETE FROM stream_events AS e
-    USING oldest AS o
-    WHERE e.xid = o.xid AND e.id = o.id
-      AND NOT EXISTS (SELECT 1 FROM kept AS k WHERE (o.xid, o.id) >= (k.xid, k.id))
+    WHERE (e.xid, e.id) <= ((SELECT xid FROM last), (SELECT id FROM last))
     RETURNING e.xid, e.id
-),
-newest AS (
-    SELECT xid, id FROM deleted ORDER BY xid DESC, id DESC LIMIT 1
 ),
 moved AS (
     UPDATE stream_horizon AS h
-    SET xid = n.xid, id = n.id
-    FROM newest AS n
-    WHERE (n.xid, n.id) > (h.xid, h.id)
+    SET xid = l.xid, id = l.id
+    FROM last AS l
+    WHERE (l.xid, l.id) > (h.xid, h.id)
 )
 SELECT count(*)::int AS deleted FROM deleted;

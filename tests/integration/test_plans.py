@@ -207,17 +207,10 @@ async def test_statement_stays_on_its_index(
     assert any(s.endswith(f"using {index}") for s in found), found
 
 
-# The stream log's prune joins its batch back to the table (DELETE ... USING);
-# planned for an unknown batch size, the join reads the whole log.
-_GENERIC_SCAN = pytest.mark.xfail(
-    strict=True, reason="stream_events.sql prune_events: generic plan hash-joins a scan of the log"
-)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("filename", "name", "index", "args"),
-    [pytest.param(*c, marks=_GENERIC_SCAN) if c[0] == "stream_events.sql" else c for c in CASES],
+    CASES,
     ids=[f"{c[1]}-{i}" for i, c in enumerate(CASES)],
 )
 async def test_generic_plan_stays_on_its_index(
