@@ -151,11 +151,15 @@ async def test_a_resuming_consumer_sees_every_change_once_in_order(
             async def all_seen() -> bool:
                 if consuming.done():
                     consuming.result()  # raises what stopped it
-                expected = await db.fetchval("SELECT count(*) FROM stream_events")
+                # Settled first, then the log counted: a change that commits
+                # between the two statements is then in the count (counted first,
+                # the last changes could settle after the count, and the wait
+                # end before the consumer saw them).
                 settled = await db.fetchval(
                     "SELECT count(*) = $1 FROM messages WHERE status IN ('received', 'sent')",
                     WEBHOOKS + SENDS,
                 )
+                expected = await db.fetchval("SELECT count(*) FROM stream_events")
                 return bool(settled) and len(consumer.events) >= expected
 
             await wait_until(all_seen, within=120, interval=0.2)
