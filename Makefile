@@ -63,7 +63,7 @@ bench-tools:
 	    echo "wrk not found: the aiohttp load generator stands in"; \
 	  fi; }
 
-bench: $(BENCH_STAMP) bench-tools ## the benchmark suite (~30 min): bench/results/latest.{md,json,png}
+bench: $(BENCH_STAMP) bench-tools ## the benchmark suite (~1 h): bench/results/latest.{md,json,png}
 	$(BIN)/python -m bench.run
 
 bench-quick: $(BENCH_STAMP) bench-tools ## the same scenarios, shorter (a few minutes)

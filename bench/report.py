@@ -203,7 +203,7 @@ def markdown(results: dict[str, Any]) -> str:
         "## Commands",
         "",
         "```sh",
-        "make bench         # the full suite (about half an hour on 2 cores)",
+        "make bench         # the full suite (about an hour on 2 cores)",
         "make bench-quick   # the same scenarios, shorter (two to three minutes)",
         ".venv/bin/python -m bench.run [--quick] --only ingest pgbench   # some scenarios",
         "BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres make bench-quick",
