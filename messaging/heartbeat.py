@@ -31,9 +31,8 @@ from typing import Literal
 import asyncpg
 
 from messaging.store import processes
-from messaging.store.db import is_transient
 from messaging.worker.listener import Listener, ListenerState
-from messaging.worker.loop import describe
+from messaging.worker.loop import describe, log_failure
 
 log = logging.getLogger(__name__)
 
@@ -125,12 +124,7 @@ class Heartbeat:
                 try:
                     await self.beat_once()
                 except Exception as exc:
-                    log.log(
-                        logging.WARNING if is_transient(exc) else logging.ERROR,
-                        "heartbeat failed",
-                        exc_info=not is_transient(exc),
-                        extra={"action": "heartbeat_failed", "error": describe(exc)},
-                    )
+                    log_failure(log, "heartbeat failed", "heartbeat_failed", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(
                     self._stopping.wait(), timeout=min(self._period_s, STATE_CHECK_S)

@@ -56,6 +56,21 @@ def describe(exc: BaseException) -> str:
     return text[:MAX_ERROR_CHARS]
 
 
+def log_failure(
+    logger: logging.Logger, message: str, action: str, exc: BaseException, **extra: Any
+) -> None:
+    """A background task's failed step: a warning when the database is away (it
+    comes back, and the step is tried again), an error with the traceback when
+    something else went wrong."""
+    transient = is_transient(exc)
+    logger.log(
+        logging.WARNING if transient else logging.ERROR,
+        message,
+        exc_info=not transient,
+        extra={"action": action, "error": describe(exc), **extra},
+    )
+
+
 class WokenLoop:
     """wake() and stop() from anywhere, run() as the background task; a subclass
     gives step(), what one wake-up does, and the names its log lines carry. Both
@@ -179,11 +194,6 @@ async def run_when_woken(
         except Exception as exc:
             failures += 1
             delay = transient_pause(failures)
-            log.log(
-                logging.WARNING if is_transient(exc) else logging.ERROR,
-                f"{what} failed; retrying",
-                exc_info=not is_transient(exc),
-                extra={"action": action, "error": describe(exc), "retry_in_s": round(delay, 3)},
-            )
+            log_failure(log, f"{what} failed; retrying", action, exc, retry_in_s=round(delay, 3))
             await pause(stopping, delay)
             wake.set()

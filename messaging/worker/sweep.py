@@ -37,9 +37,9 @@ import asyncpg
 from messaging.metrics import Metrics
 from messaging.store import conversations, inbound_events, messages
 from messaging.store.claims import Failure, Outcome, StaleClaim
-from messaging.store.db import Conn, is_transient, transaction
+from messaging.store.db import Conn, transaction
 from messaging.worker.backoff import RetryPolicy
-from messaging.worker.loop import describe
+from messaging.worker.loop import log_failure
 from messaging.worker.retention import Pruned, Pruner
 
 log = logging.getLogger(__name__)
@@ -170,12 +170,7 @@ class Sweeper:
                 await self.sweep_once()
                 self._metrics.swept()
             except Exception as exc:
-                log.log(
-                    logging.WARNING if is_transient(exc) else logging.ERROR,
-                    "sweep failed",
-                    exc_info=not is_transient(exc),
-                    extra={"action": "sweep_failed", "error": describe(exc)},
-                )
+                log_failure(log, "sweep failed", "sweep_failed", exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=self._interval_s)
 
