@@ -22,8 +22,18 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    # None means: start the embedded PostgreSQL and use it.
+    # None means: start the embedded PostgreSQL and use it. It may go through a
+    # transaction pooler (PgBouncer): pooled connections keep no session state.
     database_url: str | None = None
+    # The LISTEN connection's own URL: a direct session on the primary, never a
+    # transaction pooler (a LISTEN outlives the transaction that ran it). None:
+    # database_url.
+    listen_database_url: str | None = None
+    # Where the conversation list is read: a streaming replica (store/replica.py).
+    # None: the primary. A replica that is down, or further behind the primary
+    # than read_max_lag_ms, is passed over for the primary until it catches up.
+    read_database_url: str | None = None
+    read_max_lag_ms: int = 1000
     host: str = "127.0.0.1"
     port: int = 8080
     # Where `messaging worker` serves /metrics, /healthz and /readyz (on host); 0:
@@ -143,8 +153,25 @@ class Settings:
         # The embedded PostgreSQL is a developer's machine: open API and the mock
         # providers. A DATABASE_URL is a deployment: keys, and no mock.
         embedded = database_url is None
+        listen_database_url = _read(env, "MESSAGING_LISTEN_DATABASE_URL", _pg_url, None)
+        read_database_url = _read(env, "MESSAGING_READ_DATABASE_URL", _pg_url, None)
+        for name, value in (
+            ("MESSAGING_LISTEN_DATABASE_URL", listen_database_url),
+            ("MESSAGING_READ_DATABASE_URL", read_database_url),
+        ):
+            if value and embedded:
+                raise ConfigError(
+                    f"{name} is set but DATABASE_URL is not: it names another address of"
+                    " the same database, so set DATABASE_URL too (without it the embedded"
+                    " PostgreSQL is used)"
+                )
         return cls(
             database_url=database_url,
+            listen_database_url=listen_database_url,
+            read_database_url=read_database_url,
+            read_max_lag_ms=_read(
+                env, "MESSAGING_READ_MAX_LAG_MS", int, d.read_max_lag_ms, _between(1, 3_600_000)
+            ),
             host=host,
             port=port,
             worker_port=_read(env, "MESSAGING_WORKER_PORT", int, d.worker_port, _between(0, 65535)),
@@ -365,6 +392,7 @@ def _kind(parse: Callable[[str], object]) -> str:
         float: "number",
         _bool: "boolean (true/false)",
         _url: "http(s) URL",
+        _pg_url: "postgresql:// URL",
         _faults: "fault list (e.g. 429=0.1,500=0.05,400=0,hang=0.01, rates adding up to 1 at most)",
     }.get(parse, "value")
 
@@ -383,6 +411,15 @@ def _url(raw: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(raw)
     return raw.rstrip("/")
+
+
+def _pg_url(raw: str) -> str | None:
+    """A PostgreSQL URL, or None for an empty value (the default)."""
+    if not raw:
+        return None
+    if urlsplit(raw).scheme not in ("postgres", "postgresql"):
+        raise ValueError(raw)
+    return raw
 
 
 MOCK_FAULTS = ("429", "500", "400", "hang")

@@ -73,6 +73,13 @@ class DatabaseUnavailable(MessagingError):
     """The database cannot be reached or did not answer in time. Nothing was stored."""
 
 
+class DatabaseFailed(MessagingError):
+    """The database answered with an error we did not foresee (neither an outage
+    nor a refusal of the data): a bug, a broken schema, a pooler in the way.
+    Nothing was stored; the API answers 503 and logs it as an error. Not retried
+    as an outage by the worker: it counts against the work's attempts."""
+
+
 class DatabaseRejected(MessagingError):
     """The database refused a value (a constraint or a data error). Not transient."""
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from messaging.errors import DatabaseUnavailable
+from messaging.errors import DatabaseFailed, DatabaseUnavailable
 from messaging.http.keys import METRICS, POOL
 from messaging.http.responses import json_response
 from messaging.store.db import connection, ping
@@ -38,7 +38,7 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = {"ok": True}
         checks["migrations"] = {"ok": not pending, "pending": pending}
         ready = not pending
-    except DatabaseUnavailable as exc:
+    except (DatabaseUnavailable, DatabaseFailed) as exc:
         checks["database"] = {"ok": False, "error": str(exc)}
         ready = False
     for name, check in request.app.get(READINESS_CHECKS, []):

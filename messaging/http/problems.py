@@ -15,6 +15,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from messaging.errors import (
     BodyNotReceived,
     ClientGone,
+    DatabaseFailed,
     DatabaseRejected,
     DatabaseUnavailable,
     FieldError,
@@ -100,7 +101,7 @@ def outcome_of(exc: BaseException) -> str:
         return "slow_body"
     if isinstance(exc, IdempotencyKeyReused):
         return "conflict"
-    if isinstance(exc, DatabaseUnavailable):
+    if isinstance(exc, DatabaseUnavailable | DatabaseFailed):
         return "unavailable"
     return "error"
 
@@ -180,6 +181,25 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
             request,
             503,
             "The database is unavailable; nothing was stored. Retry later.",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+    if isinstance(exc, DatabaseFailed):
+        # Not an outage, and not the request's fault: a database error we did not
+        # foresee. The request may succeed later (or once an operator looks), so
+        # 503 with Retry-After, and the traceback for the operator.
+        log.error(
+            "database error",
+            exc_info=exc,
+            extra={
+                "action": "db_failed",
+                "error": str(exc),
+                "request_id": request.get(REQUEST_ID),
+            },
+        )
+        return problem(
+            request,
+            503,
+            "The database answered with an unexpected error; nothing was stored. Retry later.",
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )
     if isinstance(exc, web.HTTPException) and exc.status >= 400:

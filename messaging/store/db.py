@@ -1,16 +1,35 @@
-"""The connection pool and the one place where driver errors become our own."""
+"""The connection pools and the one place where driver errors become our own.
+
+A URL may reach PostgreSQL directly or through a connection pooler such as
+PgBouncer in transaction mode, which hands each transaction whichever server
+connection is free. There a prepared statement made in one transaction is gone
+(or someone else's) in the next, so asyncpg's statement cache, which prepares
+each statement once per connection and reuses it by name, breaks: "prepared
+statement __asyncpg_stmt_1__ does not exist", or a bind to another client's
+statement. Nothing else here needs a session: no SET, no session advisory lock,
+no temporary table; the LISTEN connection is made elsewhere (store/listen.py).
+
+So the first connection to a URL asks whether a pooler stands in between
+(behind_pooler) and the pool remembers: behind one, statements are not cached
+(asyncpg then prepares each one unnamed, in the same Parse..Sync exchange as its
+execution, which a pooler keeps on one server connection).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any, cast
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from messaging.errors import DatabaseRejected, DatabaseUnavailable
+from messaging.errors import DatabaseFailed, DatabaseRejected, DatabaseUnavailable
 from messaging.store.queries import query
+
+log = logging.getLogger(__name__)
 
 # A connection as the stores see it: direct, or borrowed from the pool.
 Conn = asyncpg.Connection | PoolConnectionProxy
@@ -58,10 +77,13 @@ def is_transient(exc: BaseException) -> bool:
 
 @contextmanager
 def translate_errors() -> Iterator[None]:
-    """Turn driver exceptions into DatabaseUnavailable / DatabaseRejected."""
+    """Turn driver exceptions into DatabaseUnavailable / DatabaseRejected, and
+    every other database error into DatabaseFailed: one we did not foresee (a
+    pooler that drops prepared statements, a missing table, a permission), which
+    the API answers 503, never 500."""
     try:
         yield
-    except (DatabaseUnavailable, DatabaseRejected):
+    except (DatabaseUnavailable, DatabaseRejected, DatabaseFailed):
         raise
     except _UNAVAILABLE as exc:
         raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
@@ -70,23 +92,88 @@ def translate_errors() -> Iterator[None]:
         asyncpg.exceptions.IntegrityConstraintViolationError,
     ) as exc:
         raise DatabaseRejected(f"{type(exc).__name__}: {exc}") from exc
+    except asyncpg.PostgresError as exc:
+        raise DatabaseFailed(f"{type(exc).__name__}: {exc}") from exc
 
 
-async def create_pool(database_url: str, *, size: int) -> asyncpg.Pool:
+async def create_pool(
+    database_url: str, *, size: int, timeout_s: float = ACQUIRE_TIMEOUT_S
+) -> asyncpg.Pool:
     """A pool that connects lazily, so that the service starts (and answers 503)
-    while the database is down, and recovers by itself when it comes back."""
+    while the database is down, and recovers by itself when it comes back; fit
+    for a transaction pooler in between when there is one (_Connector)."""
     pool = await asyncpg.create_pool(
         database_url,
         min_size=0,
         max_size=size,
         command_timeout=COMMAND_TIMEOUT_S,
-        timeout=ACQUIRE_TIMEOUT_S,
+        timeout=timeout_s,
         max_inactive_connection_lifetime=300,
         server_settings={"application_name": "messaging"},
         reset=_keep_session,
+        # Typed by asyncpg's stubs as connect()'s every keyword; it passes them on.
+        connect=cast(Any, _Connector().connect),
     )
     assert pool is not None
     return pool
+
+
+_BACKEND_PID = query("db.sql", "backend_pid")
+
+
+async def behind_pooler(conn: asyncpg.Connection) -> bool:
+    """Whether a connection pooler stands between this connection and PostgreSQL.
+
+    PostgreSQL tells a new connection its backend's pid (with the key that cancels
+    its queries); a pooler cannot hand out a server connection's key, so it makes
+    one up. The pid the connection was given and the pid of the backend that
+    answers a query then differ. (Run on a connection that caches no statement: a
+    named one would stay behind on the pooler's server connection.)"""
+    answering: int = await conn.fetchval(_BACKEND_PID)
+    return answering != conn.get_server_pid()
+
+
+class _Connector:
+    """The connect function of one pool: the first connection finds out whether
+    the URL goes through a pooler, and every connection of the pool is then made
+    to suit (statements cached directly, not behind a pooler)."""
+
+    def __init__(self) -> None:
+        self.pooled: bool | None = None
+        # Held while the first connection finds out, so that the connections
+        # opened meanwhile wait for its answer instead of each asking.
+        self._asking = asyncio.Lock()
+
+    async def connect(self, dsn: str, **kwargs: Any) -> asyncpg.Connection:
+        if self.pooled is None:
+            async with self._asking:
+                if self.pooled is None:
+                    return await self._first(dsn, **kwargs)
+        return await self._connect(dsn, **kwargs)
+
+    async def _first(self, dsn: str, **kwargs: Any) -> asyncpg.Connection:
+        conn: asyncpg.Connection = await asyncpg.connect(dsn, statement_cache_size=0, **kwargs)
+        try:
+            self.pooled = await behind_pooler(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        if self.pooled:
+            log.info(
+                "the database is reached through a connection pooler: statements are "
+                "not cached (a transaction pooler keeps none across transactions)",
+                extra={"action": "db_pooler_detected"},
+            )
+            return conn
+        await conn.close()
+        return await self._connect(dsn, **kwargs)
+
+    async def _connect(self, dsn: str, **kwargs: Any) -> asyncpg.Connection:
+        # 100: asyncpg's own default.
+        cached: asyncpg.Connection = await asyncpg.connect(
+            dsn, statement_cache_size=0 if self.pooled else 100, **kwargs
+        )
+        return cached
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -126,9 +213,10 @@ async def transaction(pool: asyncpg.Pool) -> AsyncIterator[Conn]:
 @asynccontextmanager
 async def direct(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection of its own, outside any pool (the CLI's reports, migrations),
-    with errors translated."""
+    with errors translated. Its statements are not cached: each runs about once,
+    and so the URL may go through a transaction pooler."""
     with translate_errors():
-        conn = await asyncpg.connect(database_url)
+        conn = await asyncpg.connect(database_url, statement_cache_size=0)
     try:
         with translate_errors():
             yield conn

@@ -140,6 +140,17 @@ class Listener:
         while not self._closing.is_set():
             try:
                 conn = await self._connect()
+            except listen.ListenThroughPooler as exc:
+                # A setting to fix, not an outage: said as an error, tried again
+                # slowly (the sweep keeps the work moving meanwhile).
+                failures += 1
+                self._last_error = str(exc)
+                log.error(
+                    "listener cannot listen through a connection pooler",
+                    extra={"action": "listener_pooled", "error": self._last_error},
+                )
+                await self._sleep(self._reconnect_cap_s)
+                continue
             except Exception as exc:
                 failures += 1
                 self._last_error = f"{type(exc).__name__}: {exc}"

@@ -104,7 +104,7 @@ class Worker:
         self._owns_listener = False
         if listener is None and settings.listen:
             self.listener = Listener(
-                settings.database_url,
+                settings.listen_database_url or settings.database_url,
                 metrics,
                 name=f"messaging-listener {self.processor_id}",
                 check_interval_s=listener_check_interval_s,

@@ -161,3 +161,31 @@ def test_the_worker_port_is_off_unless_set() -> None:
     assert Settings.from_env({"MESSAGING_WORKER_PORT": "9091"}).worker_port == 9091
     with pytest.raises(ConfigError, match="MESSAGING_WORKER_PORT"):
         Settings.from_env({"MESSAGING_WORKER_PORT": "65536"})
+
+
+def test_the_listen_and_read_urls_default_to_the_database_and_can_be_set() -> None:
+    primary = "postgresql://app@pgbouncer:6432/messaging"
+    settings = Settings.from_env({"DATABASE_URL": primary})
+    assert settings.listen_database_url is None and settings.read_database_url is None
+    assert settings.read_max_lag_ms == 1000
+    settings = Settings.from_env(
+        {
+            "DATABASE_URL": primary,
+            "MESSAGING_LISTEN_DATABASE_URL": "postgresql://app@primary:5432/messaging",
+            "MESSAGING_READ_DATABASE_URL": "postgres://app@replica:5432/messaging",
+            "MESSAGING_READ_MAX_LAG_MS": "250",
+        }
+    )
+    assert settings.listen_database_url == "postgresql://app@primary:5432/messaging"
+    assert settings.read_database_url == "postgres://app@replica:5432/messaging"
+    assert settings.read_max_lag_ms == 250
+
+
+@pytest.mark.parametrize("name", ["MESSAGING_LISTEN_DATABASE_URL", "MESSAGING_READ_DATABASE_URL"])
+def test_another_address_of_the_database_needs_database_url_and_a_postgres_url(
+    name: str,
+) -> None:
+    with pytest.raises(ConfigError, match=f"{name} is set but DATABASE_URL is not"):
+        Settings.from_env({name: "postgresql://app@primary/messaging"})
+    with pytest.raises(ConfigError, match=f"{name}='http://primary' is not a valid postgresql"):
+        Settings.from_env({"DATABASE_URL": "postgresql://app@h/db", name: "http://primary"})
