@@ -44,6 +44,7 @@ from messaging.http.keys import (
     POOL,
     PROVIDERS,
     READ_SLOTS,
+    READS,
     SETTINGS,
     STREAM_HUB,
     WEBHOOK_VERIFIERS,
@@ -57,6 +58,7 @@ from messaging.providers.client import open_providers
 from messaging.signatures import Verifier
 from messaging.store import stream_events
 from messaging.store.db import create_pool
+from messaging.store.replica import Reads, Replica
 from messaging.stream.hub import StreamHub
 from messaging.worker.listener import Listener
 from messaging.worker.runner import Worker, new_processor_id
@@ -85,7 +87,9 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
         app[API_KEYS] = keys
     if settings.listen:
         app[LISTENER] = Listener(
-            settings.database_url, app[METRICS], name=f"messaging-listener {new_processor_id()}"
+            settings.listen_database_url or settings.database_url,
+            app[METRICS],
+            name=f"messaging-listener {new_processor_id()}",
         )
     app[WEBHOOK_VERIFIERS] = {
         channel: Verifier(secret_keys)
@@ -105,6 +109,7 @@ def init_app(settings: Settings, *, worker: bool = False) -> web.Application:
         app.add_subapp("/mock", mock_providers(settings))
     app.cleanup_ctx.append(_access_log)
     app.cleanup_ctx.append(_database)
+    app.cleanup_ctx.append(_reads)
     app.cleanup_ctx.append(_providers)
     app.cleanup_ctx.append(_event_writer)
     app.cleanup_ctx.append(_stream)
@@ -179,6 +184,36 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     app[POOL] = await create_pool(settings.database_url, size=settings.pool_size)
     yield
     await app[POOL].close()
+
+
+async def _reads(app: web.Application) -> AsyncIterator[None]:
+    """The replica (MESSAGING_READ_DATABASE_URL), its pool and its lag check;
+    without one, reads go to the primary's pool."""
+    settings = app[SETTINGS]
+    replica = None
+    if settings.read_database_url:
+        replica = Replica(
+            settings.read_database_url,
+            app[POOL],
+            app[METRICS],
+            max_lag_s=settings.read_max_lag_ms / 1000,
+            pool_size=settings.max_concurrent_reads,
+        )
+        await replica.open()
+        app[health.READINESS_CHECKS].append(("replica", _replica_details(replica)))
+    app[READS] = Reads(app[POOL], app[METRICS], replica)
+    yield
+    if replica is not None:
+        await replica.close()
+
+
+def _replica_details(replica: Replica) -> health.ReadinessCheck:
+    """The replica's state in /readyz, never failing it: reads fall back."""
+
+    async def check() -> tuple[bool, dict[str, Any]]:
+        return True, replica.details()
+
+    return check
 
 
 async def _providers(app: web.Application) -> AsyncIterator[None]:

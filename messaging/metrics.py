@@ -117,6 +117,28 @@ class Metrics:
             "1 while the process's LISTEN connection listens, 0 while it (re)connects.",
             registry=r,
         )
+        # Reads and the replica (store/replica.py).
+        self.reads_total = Counter(
+            "messaging_reads_total",
+            "Conversation list reads by the database that answered them (replica or primary).",
+            registry=r,
+        )
+        self.replica_fallbacks_total = Counter(
+            "messaging_replica_fallbacks_total",
+            "Reads meant for the replica that the primary answered, by reason (down, "
+            "lagging, failed).",
+            registry=r,
+        )
+        self.replica_up = Gauge(
+            "messaging_replica_up",
+            "1 while the read replica answers its lag check, 0 while it does not.",
+            registry=r,
+        )
+        self.replica_lag = Gauge(
+            "messaging_replica_lag_seconds",
+            "How far the read replica may be behind the primary, as of its last check.",
+            registry=r,
+        )
         # The event stream (stream/hub.py, http/events.py).
         self.streams_open = Gauge(
             "messaging_streams_open", "Event streams (GET /api/events) open.", registry=r
@@ -280,6 +302,17 @@ class Metrics:
 
     def listener_state(self, *, up: bool) -> None:
         self.listener_up.set({}, 1 if up else 0)
+
+    def read_served(self, database: str) -> None:
+        self.reads_total.inc({"database": database})
+
+    def replica_fallback(self, reason: str) -> None:
+        self.replica_fallbacks_total.inc({"reason": reason})
+
+    def replica_checked(self, *, up: bool, lag_s: float | None = None) -> None:
+        self.replica_up.set({}, 1 if up else 0)
+        if lag_s is not None:
+            self.replica_lag.set({}, lag_s)
 
     def stream_opened(self) -> None:
         self._streams_open += 1

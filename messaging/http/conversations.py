@@ -10,6 +10,17 @@ in bytes as well as in rows: a body in a list is cut to LIST_BODY_CHARS characte
 (body_truncated: true), and GET /api/messages/{id} answers the whole message.
 At most MESSAGING_MAX_CONCURRENT_READS reads are served at once; the rest wait,
 so that heavy reads cannot take the event loop and the pool from the webhooks.
+
+Which database answers (store/replica.py):
+- the conversation list: the read replica while it is fresh (at most
+  MESSAGING_READ_MAX_LAG_MS behind), else the primary. A browsing view that may
+  be a moment old, and the heaviest read (it sorts every conversation by
+  activity and counts them), so the one worth moving off the primary.
+- a conversation's messages and one message: the primary, always. They are what
+  a client reads right after its own write: a send answers with its message's
+  id and its conversation's, and the client reads them next, possibly through
+  another API process. Only the primary is sure to hold that write, and
+  knowing whether the replica has it would cost a question to the primary.
 """
 
 from __future__ import annotations
@@ -20,7 +31,7 @@ from typing import Any
 
 from aiohttp import web
 
-from messaging.http.keys import POOL, READ_SLOTS
+from messaging.http.keys import POOL, READ_SLOTS, READS
 from messaging.http.requests import parse_page, parse_path_id
 from messaging.http.responses import json_response, page_response
 from messaging.store.conversations import (
@@ -42,8 +53,8 @@ _SPACE = re.compile(r"\s+")
 async def conversations(request: web.Request) -> web.Response:
     wanted = parse_page(request.query)
     async with request.app[READ_SLOTS]:
-        page = await list_conversations(
-            request.app[POOL], limit=wanted.page_size, offset=wanted.offset
+        page = await request.app[READS].run(
+            lambda pool: list_conversations(pool, limit=wanted.page_size, offset=wanted.offset)
         )
         return page_response(
             wanted.page, wanted.page_size, page.total, [_conversation(c) for c in page.items]

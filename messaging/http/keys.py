@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from messaging.apikeys import KeyCache
     from messaging.ingest import EventWriter
     from messaging.providers.client import Providers
+    from messaging.store.replica import Reads
     from messaging.stream.hub import StreamHub
     from messaging.worker.listener import Listener
     from messaging.worker.runner import Worker
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 POOL = web.AppKey("pool", asyncpg.Pool)
+# Where reads that may be a moment old go: the replica while it is fresh, else POOL.
+READS: web.AppKey[Reads] = web.AppKey("reads")
 EVENT_WRITER: web.AppKey[EventWriter] = web.AppKey("event_writer")
 PROVIDERS: web.AppKey[Providers] = web.AppKey("providers")
 WORKER: web.AppKey[Worker] = web.AppKey("worker")
