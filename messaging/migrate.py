@@ -4,7 +4,9 @@ database nothing is changed, and the report says so."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -15,7 +17,13 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from messaging import embedded
 from messaging.schema import MIGRATIONS_DIR, SCHEMA_FILE, trigger_files
 from messaging.store import schema_migrations
-from messaging.store.db import direct
+from messaging.store.db import behind_pooler, direct
+
+log = logging.getLogger(__name__)
+
+
+# How often a process waiting for another's migrations asks whether they ended.
+MIGRATION_TURN_POLL_S = 0.2
 
 
 class MigrationError(Exception):
@@ -72,7 +80,27 @@ async def install_triggers(database_url: str) -> list[str]:
 
 
 async def migrate(database_url: str) -> list[str]:
-    """Bring the database up to date; one report line per step."""
+    """Bring the database up to date; one report line per step. One process at
+    a time: the others wait for its turn to end, then find nothing to do."""
+    async with direct(database_url) as turn:
+        if await behind_pooler(turn):
+            log.warning(
+                "migrating through a connection pooler: processes that migrate at once are"
+                " not kept apart; run `messaging migrate` once, against the primary itself",
+                extra={"action": "migrate_pooled"},
+            )
+            return await _migrate(database_url)
+        # Polled: the turn is another process's, and nothing here could say when
+        # it ends.
+        while not await schema_migrations.take_migration_turn(turn):  # noqa: ASYNC110
+            await asyncio.sleep(MIGRATION_TURN_POLL_S)
+        try:
+            return await _migrate(database_url)
+        finally:
+            await schema_migrations.end_migration_turn(turn)
+
+
+async def _migrate(database_url: str) -> list[str]:
     output = dbmate(database_url, "--no-dump-schema", "up").strip()
     report = [output if output else "migrations: up to date"]
     report += await install_triggers(database_url)

@@ -16,6 +16,21 @@ from messaging.store.queries import query
 _APPLIED = query("schema_migrations.sql", "applied_migrations")
 _INSTALLED = query("schema_migrations.sql", "installed_trigger_hash")
 _RECORD = query("schema_migrations.sql", "record_trigger_hash")
+_TAKE_TURN = query("schema_migrations.sql", "take_migration_turn")
+_END_TURN = query("schema_migrations.sql", "end_migration_turn")
+
+
+async def take_migration_turn(conn: Conn) -> bool:
+    """Whether this session now has the turn to migrate (held until
+    end_migration_turn); False while another process migrates. Outside a
+    transaction, on a direct connection (a session lock through a transaction
+    pooler would stay behind on a server connection)."""
+    taken: bool = await conn.fetchval(_TAKE_TURN)
+    return taken
+
+
+async def end_migration_turn(conn: Conn) -> None:
+    await conn.fetchval(_END_TURN)
 
 
 async def applied_migrations(conn: Conn) -> set[str]:

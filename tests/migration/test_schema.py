@@ -3,12 +3,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from pathlib import Path
+
+import pytest
 
 from messaging.migrate import migrate
 from messaging.schema import SCHEMA_FILE
 from tests.pg import Server
 from tests.schema_dump import comparable, dump
+from tests.support.processes import cli
 
 
 def test_migrations_build_the_committed_schema(pg_server: Server, pg_template: str) -> None:
@@ -23,3 +28,17 @@ async def test_migrate_on_an_up_to_date_database_changes_nothing(database_url: s
     report = await migrate(database_url)
     assert report[0] == "migrations: up to date"
     assert all(line.endswith("up to date") for line in report)
+
+
+@pytest.mark.slow
+async def test_processes_that_migrate_at_once_take_turns(pg_server: Server) -> None:
+    # Every host's `serve --migrate` may start at the same moment: one applies the
+    # migrations, the others wait for it and find nothing left to do.
+    name = f"msg_migrate_{uuid.uuid4().hex[:8]}"
+    with pg_server.janitor(name):
+        url = pg_server.url(name)
+        results = await asyncio.gather(*(asyncio.to_thread(cli, url, "migrate") for _ in range(3)))
+        for result in results:
+            assert result.returncode == 0, result.stderr
+        assert sum("Applying:" in r.stdout for r in results) == 1
+        assert sum("migrations: up to date" in r.stdout for r in results) == 2
