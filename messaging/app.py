@@ -197,7 +197,8 @@ async def _reads(app: web.Application) -> AsyncIterator[None]:
             app[POOL],
             app[METRICS],
             max_lag_s=settings.read_max_lag_ms / 1000,
-            pool_size=settings.max_concurrent_reads,
+            # The reads served at once, and the lag check.
+            pool_size=settings.max_concurrent_reads + 1,
         )
         await replica.open()
         app[health.READINESS_CHECKS].append(("replica", _replica_details(replica)))
