@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from messaging import apikeys, logs
 from messaging.config import ConfigError, Settings
-from messaging.errors import DatabaseUnavailable
+from messaging.errors import DatabaseFailed, DatabaseUnavailable
 from messaging.migrate import MigrationError, migrate
 from messaging.models import EVENT_STATUSES
 
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     logs.configure(settings.log_level, settings.log_format)
     try:
         args.run(settings, args)
-    except (MigrationError, DatabaseUnavailable) as exc:
+    except (MigrationError, DatabaseUnavailable, DatabaseFailed) as exc:
         print(f"messaging: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
@@ -167,15 +167,22 @@ def _migrate_if_asked(settings: Settings, database_url: str, args: argparse.Name
     """Migrate before serving when --migrate says so, and always on the embedded
     server: a newcomer's `make run` must find its schema in place."""
     if args.migrate or not settings.database_url:
-        for line in asyncio.run(migrate(database_url)):
+        for line in asyncio.run(migrate(_session_url(settings, database_url))):
             log.info(line, extra={"action": "migrate"})
 
 
 def _migrate(settings: Settings, args: argparse.Namespace) -> None:
     with _database(settings) as resolved:
         assert resolved.database_url is not None
-        for line in asyncio.run(migrate(resolved.database_url)):
+        for line in asyncio.run(migrate(_session_url(resolved, resolved.database_url))):
             print(line)
+
+
+def _session_url(settings: Settings, database_url: str) -> str:
+    """Where migrations go: the LISTEN connection's address when it has one of
+    its own (the primary itself, when DATABASE_URL goes through a transaction
+    pooler: migrations take a session's lock and run long statements)."""
+    return settings.listen_database_url or database_url
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> None:

@@ -309,10 +309,11 @@ class Metrics:
     def replica_fallback(self, reason: str) -> None:
         self.replica_fallbacks_total.inc({"reason": reason})
 
-    def replica_checked(self, *, up: bool, lag_s: float | None = None) -> None:
+    def replica_checked(self, *, up: bool, lag_s: float | None) -> None:
+        """lag_s None: not known (down, or not yet caught up): NaN, not the
+        last value known."""
         self.replica_up.set({}, 1 if up else 0)
-        if lag_s is not None:
-            self.replica_lag.set({}, lag_s)
+        self.replica_lag.set({}, float("nan") if lag_s is None else lag_s)
 
     def stream_opened(self) -> None:
         self._streams_open += 1

@@ -14,7 +14,10 @@ import sys
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import asyncpg
+
 from messaging import embedded
+from messaging.errors import DatabaseUnavailable
 from messaging.schema import MIGRATIONS_DIR, SCHEMA_FILE, trigger_files
 from messaging.store import schema_migrations
 from messaging.store.db import behind_pooler, direct
@@ -80,8 +83,10 @@ async def install_triggers(database_url: str) -> list[str]:
 
 
 async def migrate(database_url: str) -> list[str]:
-    """Bring the database up to date; one report line per step. One process at
-    a time: the others wait for its turn to end, then find nothing to do."""
+    """Bring the database up to date (creating it if missing); one report line
+    per step. One process at a time: the others wait for its turn to end, then
+    find nothing to do."""
+    await _create_if_missing(database_url)
     async with direct(database_url) as turn:
         if await behind_pooler(turn):
             log.warning(
@@ -97,7 +102,39 @@ async def migrate(database_url: str) -> list[str]:
         try:
             return await _migrate(database_url)
         finally:
-            await schema_migrations.end_migration_turn(turn)
+            try:
+                await schema_migrations.end_migration_turn(turn)
+            except DatabaseUnavailable as exc:
+                # The turn went with the connection; what the migration did is
+                # what counts.
+                log.warning(
+                    "the migration turn's connection was lost",
+                    extra={"action": "migrate_turn_lost", "error": str(exc)},
+                )
+
+
+async def _create_if_missing(database_url: str) -> None:
+    """`dbmate up` creates a missing database, but the turn is taken on a
+    connection to it first: create it here (another process may win the race,
+    which is as good)."""
+    try:
+        async with direct(database_url):
+            return
+    except DatabaseUnavailable as exc:
+        if not isinstance(exc.__cause__, asyncpg.exceptions.InvalidCatalogNameError):
+            raise
+    try:
+        dbmate(database_url, "create")
+    except MigrationError:
+        # Another process may have created it meanwhile (PostgreSQL says
+        # "already exists", or, in a closer race, a duplicate key in
+        # pg_database): fine if it is there now.
+        try:
+            async with direct(database_url):
+                return
+        except DatabaseUnavailable:
+            pass
+        raise
 
 
 async def _migrate(database_url: str) -> list[str]:

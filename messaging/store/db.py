@@ -61,15 +61,23 @@ _UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
+# Errors that say nothing about the data either, but about its moment: a
+# deadlock, a serialization failure, a lock not granted in time. The same work
+# may succeed if it is tried again, so they count as the database being
+# unavailable for now (the worker retries them without charging an attempt).
+_RETRY_LATER: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.TransactionRollbackError,
+    asyncpg.exceptions.LockNotAvailableError,
+)
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for errors that are not the data's fault: outages, deadlocks, timeouts."""
     return isinstance(
         exc,
         (
             *_UNAVAILABLE,
-            asyncpg.exceptions.DeadlockDetectedError,
-            asyncpg.exceptions.SerializationError,
-            asyncpg.exceptions.LockNotAvailableError,
+            *_RETRY_LATER,
             DatabaseUnavailable,
         ),
     )
@@ -85,7 +93,7 @@ def translate_errors() -> Iterator[None]:
         yield
     except (DatabaseUnavailable, DatabaseRejected, DatabaseFailed):
         raise
-    except _UNAVAILABLE as exc:
+    except (*_UNAVAILABLE, *_RETRY_LATER) as exc:
         raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
     except (
         asyncpg.exceptions.DataError,
@@ -195,11 +203,28 @@ async def connection(pool: asyncpg.Pool) -> AsyncIterator[Conn]:
         conn = await pool.acquire(timeout=ACQUIRE_TIMEOUT_S)
     except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+    succeeded = False
     try:
         with translate_errors():
             yield conn
+        succeeded = True
+    except (DatabaseUnavailable, asyncio.CancelledError):
+        # A statement may still be running on a server that does not answer
+        # (timed out, or its caller gave up): drop the connection rather than
+        # wait, on the way out, for the server to acknowledge a cancel.
+        conn.terminate()
+        raise
     finally:
-        await pool.release(conn)
+        # Releasing a connection whose statement timed out waits for the server
+        # to acknowledge the cancel, and fails if it does not (a hung server):
+        # the same outage. After a failed block, the block's error is the one
+        # that counts; asyncpg has dropped the connection either way.
+        try:
+            await pool.release(conn)
+        except Exception as exc:
+            if succeeded:
+                raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+            log.debug("release after a failure failed too", exc_info=exc)
 
 
 @asynccontextmanager

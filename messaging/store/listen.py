@@ -32,6 +32,9 @@ async def connect(
     conn = await asyncpg.connect(
         database_url,
         timeout=timeout_s,
+        # Every statement bounded, the pooler probe included: a server that hangs
+        # after the handshake must not leave the listener connecting for good.
+        command_timeout=timeout_s,
         statement_cache_size=0,
         server_settings={"application_name": application_name[:63]},
     )

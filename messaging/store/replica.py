@@ -44,9 +44,11 @@ T = TypeVar("T")
 _WAL_POSITION = query("db.sql", "wal_position")
 _REPLAY_POSITION = query("db.sql", "replay_position")
 
-# How long a request waits for a replica connection before it reads from the
-# primary instead: a replica that does not answer must not hold reads up long.
+# How long a request waits for a replica connection, and for the whole read
+# there, before it reads from the primary instead: a replica that does not
+# answer must not hold reads up long (a list page takes milliseconds).
 REPLICA_ACQUIRE_TIMEOUT_S = 1.0
+REPLICA_READ_TIMEOUT_S = 2.0
 
 
 class Replica:
@@ -93,17 +95,19 @@ class Replica:
         self._pool = await create_pool(
             self._url, size=self._pool_size, timeout_s=REPLICA_ACQUIRE_TIMEOUT_S
         )
-        self._metrics.replica_checked(up=False)
+        self._metrics.replica_checked(up=False, lag_s=None)
         self._task = asyncio.create_task(self._run(), name="replica-lag-check")
 
     async def close(self) -> None:
         self._stop.set()
-        if self._task is not None:
-            await self._task
-            self._task = None
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        try:
+            if self._task is not None:
+                await self._task
+                self._task = None
+        finally:
+            if self._pool is not None:
+                await self._pool.close()
+                self._pool = None
 
     def lag_s(self) -> float | None:
         """How far behind the replica may be now; None while it is down or not
@@ -139,20 +143,33 @@ class Replica:
         while not self._stop.is_set():
             try:
                 await self._check()
-            except (DatabaseUnavailable, DatabaseFailed) as exc:
+            except Exception as exc:
+                # Whatever fails the check (unforeseen errors too, with their
+                # traceback) takes reads off the replica until a check answers.
+                expected = isinstance(exc, DatabaseUnavailable | DatabaseFailed)
                 if self.up or self._last_error is None:
-                    log.warning(
+                    log.log(
+                        logging.WARNING if expected else logging.ERROR,
                         "read replica unavailable; reading from the primary",
-                        extra={"action": "replica_down", "error": str(exc)},
+                        exc_info=not expected,
+                        extra={"action": "replica_down", "error": f"{type(exc).__name__}: {exc}"},
                     )
-                self._down(str(exc))
+                self._down(f"{type(exc).__name__}: {exc}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=self._interval_s)
 
     async def _check(self) -> None:
         started = time.monotonic()
-        async with connection(self._primary) as conn:
-            position = await conn.fetchval(_WAL_POSITION, timeout=self._interval_s + 1)
+        try:
+            async with connection(self._primary) as conn:
+                position = await conn.fetchval(_WAL_POSITION, timeout=self._interval_s + 1)
+        except (DatabaseUnavailable, DatabaseFailed) as exc:
+            # The primary's fault, not the replica's: no sample this time, and
+            # the estimate ages (the replica is read from only while it is
+            # known to be recent).
+            log.debug("no WAL position from the primary", extra={"error": str(exc)})
+            self._metrics.replica_checked(up=self.up, lag_s=self.lag_s())
+            return
         self._samples.append((started, position))
         async with connection(self.pool) as conn:
             replayed: int = await conn.fetchval(_REPLAY_POSITION, timeout=self._interval_s + 1)
@@ -186,7 +203,7 @@ class Replica:
         self._current_as_of = None
         self._last_error = error
         self._samples.clear()
-        self._metrics.replica_checked(up=False)
+        self._metrics.replica_checked(up=False, lag_s=None)
 
 
 class Reads:
@@ -208,8 +225,9 @@ class Reads:
                 self._metrics.replica_fallback("lagging")
             else:
                 try:
-                    result = await read(replica.pool)
-                except (DatabaseUnavailable, DatabaseFailed) as exc:
+                    async with asyncio.timeout(REPLICA_READ_TIMEOUT_S):
+                        result = await read(replica.pool)
+                except (DatabaseUnavailable, DatabaseFailed, TimeoutError) as exc:
                     replica.failed(exc)
                     self._metrics.replica_fallback("failed")
                 else:

@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from messaging.migrate import migrate
@@ -31,14 +32,23 @@ async def test_migrate_on_an_up_to_date_database_changes_nothing(database_url: s
 
 
 @pytest.mark.slow
-async def test_processes_that_migrate_at_once_take_turns(pg_server: Server) -> None:
-    # Every host's `serve --migrate` may start at the same moment: one applies the
-    # migrations, the others wait for it and find nothing left to do.
+async def test_processes_that_migrate_a_new_database_at_once_take_turns(
+    pg_server: Server,
+) -> None:
+    # Every host's `serve --migrate` may start at the same moment, on a database
+    # that does not exist yet: one creates it and applies the migrations, the
+    # others wait for it and find nothing left to do.
     name = f"msg_migrate_{uuid.uuid4().hex[:8]}"
-    with pg_server.janitor(name):
-        url = pg_server.url(name)
+    url = pg_server.url(name)
+    try:
         results = await asyncio.gather(*(asyncio.to_thread(cli, url, "migrate") for _ in range(3)))
         for result in results:
             assert result.returncode == 0, result.stderr
         assert sum("Applying:" in r.stdout for r in results) == 1
         assert sum("migrations: up to date" in r.stdout for r in results) == 2
+    finally:
+        conn = await asyncpg.connect(pg_server.url("postgres"))
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
