@@ -6,7 +6,8 @@ prices the log every message now writes (issue 12).
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, nullcontext
 from typing import Any
 
 import asyncpg
@@ -53,11 +54,20 @@ async def run(ctx: Context) -> dict[str, Any]:
 
 
 async def drain_service(
-    ctx: Context, events: int, workers: int, *, stream_log: bool = True
+    ctx: Context,
+    events: int,
+    workers: int,
+    *,
+    stream_log: bool = True,
+    database_env: Callable[[str], dict[str, str]] | None = None,
+    watch: Callable[[str, list[int]], AbstractAsyncContextManager[object]] | None = None,
 ) -> dict[str, Any]:
     """Seed `events` on a fresh database, run `workers` worker processes until
     all are processed; the rate, and a check that each event gave one message.
-    With stream_log=False, messages write no stream log rows."""
+    With stream_log=False, messages write no stream log rows. database_env: the
+    workers' database settings for the database's URL (default: DATABASE_URL
+    alone); watch: entered with the database's URL and the workers' pids for as
+    long as the drain is timed (section 12 reads the CPU)."""
     async with ctx.databases.migrated("drain") as url:
         await seed_events(url, events)
         if not stream_log:
@@ -66,13 +76,16 @@ async def drain_service(
                 await conn.execute(_NO_LOG)
             finally:
                 await conn.close()
-        env = child_env({"DATABASE_URL": url})
+        env = child_env(database_env(url) if database_env else {"DATABASE_URL": url})
         async with AsyncExitStack() as stack:
+            pids = []
             for i in range(workers):
-                await stack.enter_async_context(
+                worker = await stack.enter_async_context(
                     running(f"drain_worker_{i}", [MESSAGING, "worker"], env)
                 )
-            result = await time_drain(url, REMAINING, events, limit_s=60 + events / 200)
+                pids.append(worker.pid)
+            async with watch(url, pids) if watch else nullcontext():
+                result = await time_drain(url, REMAINING, events, limit_s=60 + events / 200)
         outcome = await checked_outcome(url, events)
     return result | outcome
 

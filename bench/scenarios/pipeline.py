@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, nullcontext
 from typing import Any
 
 import aiohttp
@@ -61,7 +61,7 @@ async def run(ctx: Context) -> dict[str, Any]:
     raw: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     for repeat in range(ctx.profile.repeats):
         for variant in rotated(list(VARIANTS), repeat):
-            result = await (_bare(ctx) if variant == "bare" else _service(ctx, variant))
+            result = await (_bare(ctx) if variant == "bare" else pipeline_service(ctx, variant))
             raw[variant].append(result)
             print(f"  pipeline {variant:12} repeat {repeat + 1}: {_line(result)}", flush=True)
     return _section(ctx, raw)
@@ -87,34 +87,58 @@ async def _bare(ctx: Context) -> dict[str, Any]:
     return result
 
 
+# The database settings of the processes for a database's URL (section 12 sends
+# them through PgBouncer); None: DATABASE_URL alone.
+DatabaseEnv = Callable[[str], dict[str, str]]
+# Entered with the database's URL and the pids by role for the measured window
+# (section 12 reads the CPU).
+Watch = Callable[[str, dict[str, list[int]]], AbstractAsyncContextManager[object]]
+
+
 @asynccontextmanager
 async def _deployment(
-    ctx: Context, database_url: str, variant: str
-) -> AsyncIterator[tuple[str, dict[str, int]]]:
-    """The variant's processes on their own port; yields the base URL and the
-    pids by role (api, worker; one process holds both for serve)."""
+    ctx: Context,
+    database_url: str,
+    variant: str,
+    workers: int = 1,
+    database_env: DatabaseEnv | None = None,
+) -> AsyncIterator[tuple[str, dict[str, list[int]]]]:
+    """The variant's processes on their own port (serve_split: `workers` worker
+    processes); yields the base URL and the pids by role (api, worker; one
+    process holds both for serve)."""
     port = next_port()
-    env = default_settings_env(
-        {"DATABASE_URL": database_url, "HOST": "127.0.0.1", "PORT": str(port)}
-    )
+    database = database_env(database_url) if database_env else {"DATABASE_URL": database_url}
+    env = default_settings_env({**database, "HOST": "127.0.0.1", "PORT": str(port)})
     async with AsyncExitStack() as stack:
         argv = [MESSAGING, "serve"] + (["--no-worker"] if variant == "serve_split" else [])
         api = await stack.enter_async_context(running(f"pipeline_{variant}", argv, env))
-        pids = {"api": api.pid}
+        pids = {"api": [api.pid]}
         if variant == "serve_split":
-            worker_argv = [MESSAGING, "worker"]
-            worker = await stack.enter_async_context(running("pipeline_worker", worker_argv, env))
-            pids["worker"] = worker.pid
+            pids["worker"] = []
+            for i in range(workers):
+                name = "pipeline_worker" + (f"_{i}" if i else "")
+                worker = await stack.enter_async_context(running(name, [MESSAGING, "worker"], env))
+                pids["worker"].append(worker.pid)
         base = f"http://127.0.0.1:{port}"
         await wait_until_ready(f"{base}/healthz", api)
         yield base, pids
 
 
-async def _service(ctx: Context, variant: str) -> dict[str, Any]:
+async def pipeline_service(
+    ctx: Context,
+    variant: str,
+    *,
+    workers: int = 1,
+    seconds: int | None = None,
+    database_env: DatabaseEnv | None = None,
+    watch: Watch | None = None,
+) -> dict[str, Any]:
+    """One measurement of the service variant (serve, or serve_split with
+    `workers` worker processes) for `seconds` (the profile's pipeline_s)."""
     p = ctx.profile
     async with (
         ctx.databases.migrated("pipeline") as database_url,
-        _deployment(ctx, database_url, variant) as (base, pids),
+        _deployment(ctx, database_url, variant, workers, database_env) as (base, pids),
     ):
         conn = await asyncpg.connect(database_url)
         try:
@@ -124,15 +148,16 @@ async def _service(ctx: Context, variant: str) -> dict[str, Any]:
             pg = await server_pids(database_url)
             await asyncio.sleep(1.1)  # pg_stat_database flushes at most once a second
             xacts0 = int(await conn.fetchval(_TRANSACTIONS))
-            cpu0 = {role: cpu_seconds(pid) for role, pid in pids.items()} | {"pg": total_cpu(pg)}
-            batches0 = await _batch_counts(base)
-            t0 = float(await conn.fetchval(_CLOCK))
-            result = await load(ctx, base + PATH, p.pipeline_s, tag())
-            t1 = float(await conn.fetchval(_CLOCK))
-            backlog = int(await conn.fetchval(_BACKLOG))
-            drain_s = await _drained(conn)
-            batches1 = await _batch_counts(base)
-            cpu1 = {role: cpu_seconds(pid) for role, pid in pids.items()} | {"pg": total_cpu(pg)}
+            async with watch(database_url, pids) if watch else nullcontext():
+                cpu0 = {role: total_cpu(ids) for role, ids in pids.items()} | {"pg": total_cpu(pg)}
+                batches0 = await _batch_counts(base)
+                t0 = float(await conn.fetchval(_CLOCK))
+                result = await load(ctx, base + PATH, seconds or p.pipeline_s, tag())
+                t1 = float(await conn.fetchval(_CLOCK))
+                backlog = int(await conn.fetchval(_BACKLOG))
+                drain_s = await _drained(conn)
+                batches1 = await _batch_counts(base)
+                cpu1 = {role: total_cpu(ids) for role, ids in pids.items()} | {"pg": total_cpu(pg)}
             await asyncio.sleep(1.1)
             xacts1 = int(await conn.fetchval(_TRANSACTIONS))
             window = await conn.fetchrow(_WINDOW, t0, t1, commit_ts)
