@@ -56,6 +56,14 @@ class Profile:
     stream_ingest_s: int
     stream_ingest_consumers: int
     stream_drain_s: float
+    # Worker processes, direct and through PgBouncer (scenarios/scale.py): the
+    # counts of `messaging worker` processes; the events of each drain and the
+    # measured seconds of each pipeline run (smaller than sections 7's and 2's,
+    # for twelve variants a repeat); PgBouncer's server connections.
+    scale_workers: tuple[int, ...]
+    scale_drain_events: int
+    scale_pipeline_s: int
+    scale_pool_size: int
 
 
 FULL = Profile(
@@ -88,6 +96,10 @@ FULL = Profile(
     stream_ingest_s=8,
     stream_ingest_consumers=50,
     stream_drain_s=5.0,
+    scale_workers=(1, 2, 4),
+    scale_drain_events=50_000,
+    scale_pipeline_s=8,
+    scale_pool_size=8,
 )
 
 # About two minutes: the same scenarios, three short repeats, smaller volumes.
@@ -121,6 +133,10 @@ QUICK = Profile(
     stream_ingest_s=2,
     stream_ingest_consumers=50,
     stream_drain_s=1.0,
+    scale_workers=(1, 2),
+    scale_drain_events=10_000,
+    scale_pipeline_s=2,
+    scale_pool_size=8,
 )
 
 

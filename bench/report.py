@@ -27,6 +27,7 @@ ORDER = (
     "stream",
     "growth",
     "prune",
+    "scale",
 )
 
 

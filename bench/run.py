@@ -39,6 +39,7 @@ from bench.scenarios import (
     pgbench,
     pipeline,
     prune,
+    scale,
     stream,
     validation,
 )
@@ -58,6 +59,7 @@ SCENARIOS: dict[str, tuple[str, Scenario]] = {
     "stream": (stream.TITLE, stream.run),
     "growth": (growth.TITLE, growth.run),
     "prune": (prune.TITLE, prune.run),
+    "scale": (scale.TITLE, scale.run),
 }
 
 
