@@ -106,6 +106,31 @@ def outcome_of(exc: BaseException) -> str:
     return "error"
 
 
+def _retry_later(
+    request: web.Request,
+    exc: Exception,
+    what: str,
+    message: str,
+    action: str,
+    *,
+    level: int = logging.WARNING,
+) -> web.Response:
+    """A 503 with Retry-After for a database that failed the request, logged (an
+    error, with the traceback, when nobody foresaw it)."""
+    log.log(
+        level,
+        message,
+        exc_info=exc if level >= logging.ERROR else None,
+        extra={"action": action, "error": str(exc), "request_id": request.get(REQUEST_ID)},
+    )
+    return problem(
+        request,
+        503,
+        f"{what}; nothing was stored. Retry later.",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
 def problem_for(request: web.Request, exc: Exception) -> web.Response:
     """The problem+json response for an exception: the only place where errors
     become statuses."""
@@ -169,38 +194,20 @@ def problem_for(request: web.Request, exc: Exception) -> web.Response:
             request, 422, "The database refused this request's data; nothing was stored."
         )
     if isinstance(exc, DatabaseUnavailable):
-        log.warning(
-            "database unavailable",
-            extra={
-                "action": "db_unavailable",
-                "error": str(exc),
-                "request_id": request.get(REQUEST_ID),
-            },
-        )
-        return problem(
-            request,
-            503,
-            "The database is unavailable; nothing was stored. Retry later.",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
+        return _retry_later(
+            request, exc, "The database is unavailable", "database unavailable", "db_unavailable"
         )
     if isinstance(exc, DatabaseFailed):
         # Not an outage, and not the request's fault: a database error we did not
         # foresee. The request may succeed later (or once an operator looks), so
         # 503 with Retry-After, and the traceback for the operator.
-        log.error(
-            "database error",
-            exc_info=exc,
-            extra={
-                "action": "db_failed",
-                "error": str(exc),
-                "request_id": request.get(REQUEST_ID),
-            },
-        )
-        return problem(
+        return _retry_later(
             request,
-            503,
-            "The database answered with an unexpected error; nothing was stored. Retry later.",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
+            exc,
+            "The database answered with an unexpected error",
+            "database error",
+            "db_failed",
+            level=logging.ERROR,
         )
     if isinstance(exc, web.HTTPException) and exc.status >= 400:
         detail = {

@@ -18,6 +18,7 @@ execution, which a pooler keeps on one server connection).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -211,8 +212,10 @@ async def connection(pool: asyncpg.Pool) -> AsyncIterator[Conn]:
     except (DatabaseUnavailable, asyncio.CancelledError):
         # A statement may still be running on a server that does not answer
         # (timed out, or its caller gave up): drop the connection rather than
-        # wait, on the way out, for the server to acknowledge a cancel.
-        conn.terminate()
+        # wait, on the way out, for the server to acknowledge a cancel. (One
+        # whose connection was lost is detached from the pool already.)
+        with contextlib.suppress(asyncpg.InterfaceError):
+            conn.terminate()
         raise
     finally:
         # Releasing a connection whose statement timed out waits for the server
