@@ -150,9 +150,6 @@ class Databases:
         if self.server.embedded:
             for name in await self._fetch_column(_LEFTOVERS):
                 await self._execute_built(_DROP, name)
-        # `messaging migrate` migrates a database that exists: it takes its turn
-        # on a connection to it before dbmate runs (which would create one).
-        await self._execute_built(_CREATE, self._template, "template1")
         url = self.server.url_for(self._template)
         for line in await migrate(url):
             log.debug(line)
